@@ -1,0 +1,96 @@
+"""The engine interface: audio in, options and a progress reporter, a transcript out.
+
+Every engine (the offline `local` one, Gemini, OpenAI) implements `Engine`. Errors are raised as
+`service.errors.TapelineError` subclasses so their codes reach the run unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of speech with absolute timestamps in milliseconds."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    speaker: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"start_ms": self.start_ms, "end_ms": self.end_ms, "text": self.text}
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Segment:
+        return cls(
+            start_ms=int(data["start_ms"]),
+            end_ms=int(data["end_ms"]),
+            text=str(data["text"]),
+            speaker=data.get("speaker"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What an engine returns; stored as `transcript_run.transcript` (jsonb)."""
+
+    text: str
+    language: str | None
+    segments: Sequence[Segment] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "language": self.language,
+            "segments": [s.to_json() for s in self.segments],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Transcript:
+        return cls(
+            text=str(data.get("text", "")),
+            language=data.get("language"),
+            segments=tuple(Segment.from_json(s) for s in data.get("segments", ())),
+        )
+
+    @classmethod
+    def from_segments(cls, segments: Sequence[Segment], language: str | None) -> Transcript:
+        ordered = tuple(sorted(segments, key=lambda s: (s.start_ms, s.end_ms)))
+        return cls(text=" ".join(s.text for s in ordered if s.text), language=language, segments=ordered)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What a run asks of an engine."""
+
+    language: str | None = None
+    model: str | None = None
+
+
+class Reporter(Protocol):
+    """How an engine tells the run where it stands.
+
+    `stage()` is a persisted transition (a few per run); `progress()` is a cheap tick within the
+    current stage, 0.0–1.0, sent to subscribers but not written to the run row.
+    """
+
+    async def stage(self, name: str) -> None: ...
+
+    async def progress(self, fraction: float) -> None: ...
+
+
+class Engine(Protocol):
+    """A transcription engine. Implementations must honour cancellation (asyncio.CancelledError)."""
+
+    name: str
+
+    async def transcribe(
+        self, audio_path: Path, options: EngineOptions, reporter: Reporter
+    ) -> Transcript: ...
