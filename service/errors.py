@@ -154,3 +154,10 @@ def classify(exc: BaseException) -> TapelineError:
     error = TapelineError(f"Unexpected error: {type(exc).__name__}. Tapeline will retry.")
     error.transient = True  # type: ignore[misc]
     return error
+
+
+class AudioMissing(TapelineError):
+    """The run's audio file is no longer in storage (it was deleted). Upload it again."""
+
+    code = "audio_missing"
+    http_status = 410

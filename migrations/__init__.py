@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way Tapeline's schema changes."""

@@ -1,0 +1,1 @@
+"""HTTP handlers: thin wrappers that authenticate, parse, call the domain, and serialize."""

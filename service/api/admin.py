@@ -1,0 +1,58 @@
+"""/api/admin/worker: this process's worker (start, stop, state), all workers, queue depth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service import queue
+from service.auth import require_admin
+from service.context import Context
+from service.queries import q
+
+
+async def _state(ctx: Context) -> dict[str, Any]:
+    async with ctx.db.connect() as conn:
+        workers = (await conn.execute(q("list_workers"))).mappings().all()
+        depth = await queue.depth(conn)
+    return {
+        "worker": ctx.worker.info() if ctx.worker and ctx.worker.running else None,
+        "workers": [
+            {
+                "id": w["id"],
+                "hostname": w["hostname"],
+                "pid": w["pid"],
+                "state": w["state"],
+                "concurrency": w["concurrency"],
+                "currentJobs": list(w["current_jobs"]),
+                "startedAt": w["started_at"].isoformat(),
+                "heartbeatAt": w["heartbeat_at"].isoformat(),
+            }
+            for w in workers
+        ],
+        "queue": {s: depth.get(s, 0) for s in ("queued", "processing", "succeeded", "failed", "cancelled")},
+    }
+
+
+async def worker_state(request: Request) -> JSONResponse:
+    await require_admin(request)
+    return JSONResponse(await _state(request.app.state.ctx))
+
+
+async def start_worker(request: Request) -> JSONResponse:
+    await require_admin(request)
+    ctx: Context = request.app.state.ctx
+    if ctx.worker is None or not ctx.worker.running:
+        ctx.worker = ctx.make_worker()
+        await ctx.worker.start()
+    return JSONResponse(await _state(ctx), status_code=202)
+
+
+async def stop_worker(request: Request) -> JSONResponse:
+    await require_admin(request)
+    ctx: Context = request.app.state.ctx
+    if ctx.worker is not None:
+        await ctx.worker.stop()
+    return JSONResponse(await _state(ctx))

@@ -1,0 +1,29 @@
+"""/healthz (the process answers) and /readyz (database reachable, migrations current)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.context import Context
+from service.schema import current_revision, head_revision
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    checks: dict[str, object] = {}
+    try:
+        revision = await current_revision(ctx.db)
+        checks["database"] = "ok"
+        checks["migrations"] = "current" if revision == head_revision() else f"at {revision}"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,122 @@
+"""/api/runs and /api/transcribe: submit, list, read, download, cancel, retry."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service import audio_library, runs
+from service.api.params import body_uuid, json_object, limit, optional_str, path_uuid
+from service.auth import authenticate
+from service.context import Context
+from service.engines.base import Transcript
+from service.errors import Conflict, InvalidRequest, NotFound
+from service.formats import MEDIA_TYPES, RENDERERS
+from service.representations import decode_cursor, encode_cursor, progress_json, run_json
+from service.runs import ACTIVE_STATUSES, Row
+from service.tokens import Principal
+from service.transcription import cancel_run, retry_run, submit_run
+from service.uploads import receive_audio
+
+STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
+
+
+def _submitted(run: Row) -> JSONResponse:
+    """200 with a finished run (processed inline), 202 with a run still on its way."""
+    status = 202 if run["status"] in ACTIVE_STATUSES else 200
+    return JSONResponse(run_json(run, with_transcript=status == 200), status_code=status)
+
+
+async def create_run(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    body = await json_object(request)
+    if "audioId" not in body:
+        raise InvalidRequest("`audioId` is required.")
+    run = await submit_run(
+        request.app.state.ctx,
+        principal,
+        body_uuid(body["audioId"], "audioId"),
+        engine=optional_str(body, "engine"),
+        language=optional_str(body, "language"),
+        model=optional_str(body, "model"),
+    )
+    return _submitted(run)
+
+
+async def transcribe(request: Request) -> JSONResponse:
+    """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`."""
+    principal = await authenticate(request)
+    ctx: Context = request.app.state.ctx
+    upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
+    options = {k: optional_str(upload.fields, k) for k in ("engine", "language", "model")}
+    audio = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
+    run = await submit_run(ctx, principal, audio["id"], **options)
+    return _submitted(run)
+
+
+async def list_runs(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    ctx: Context = request.app.state.ctx
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"`status` must be one of: {', '.join(STATUSES)}.")
+    page = limit(request)
+    before = decode_cursor(request.query_params.get("cursor"))
+    async with ctx.db.connect() as conn:
+        rows = await runs.list_for(conn, principal.scope, status=status, before=before, limit=page)
+    cursor = encode_cursor(rows[-1]) if len(rows) == page else None
+    return JSONResponse({"items": [run_json(r) for r in rows], "nextCursor": cursor})
+
+
+async def _visible(request: Request, principal: Principal) -> Row:
+    ctx: Context = request.app.state.ctx
+    run_id = path_uuid(request, "run_id", "run")
+    async with ctx.db.connect() as conn:
+        run = await runs.get(conn, run_id, principal.scope)
+    if run is None:
+        raise NotFound("No run with that id exists for you.")
+    return run
+
+
+async def get_run(request: Request) -> JSONResponse:
+    run = await _visible(request, await authenticate(request))
+    return JSONResponse(run_json(run, with_transcript=True))
+
+
+async def get_transcript(request: Request) -> Response:
+    run = await _visible(request, await authenticate(request))
+    fmt = request.query_params.get("format", "json")
+    if fmt not in RENDERERS:
+        raise InvalidRequest(f"`format` must be one of: {', '.join(RENDERERS)}.")
+    if run["status"] != "succeeded" or run["transcript"] is None:
+        raise Conflict(f"The run is {run['status']}; its transcript exists once it has succeeded.")
+    transcript = Transcript.from_json(run["transcript"])
+    filename = f"transcript-{run['id']}.{fmt}"
+    return Response(
+        RENDERERS[fmt](transcript),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'inline; filename="{filename}"'},
+    )
+
+
+async def get_progress(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    ctx: Context = request.app.state.ctx
+    run_id = path_uuid(request, "run_id", "run")
+    async with ctx.db.connect() as conn:
+        row = await runs.progress(conn, run_id, principal.scope)
+    if row is None:
+        raise NotFound("No run with that id exists for you.")
+    return JSONResponse(progress_json(row))
+
+
+async def cancel(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    run = await cancel_run(request.app.state.ctx, principal, path_uuid(request, "run_id", "run"))
+    return JSONResponse(run_json(run))
+
+
+async def retry(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    run = await retry_run(request.app.state.ctx, principal, path_uuid(request, "run_id", "run"))
+    return JSONResponse(run_json(run), status_code=202)

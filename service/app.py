@@ -1,0 +1,102 @@
+"""The Starlette application: routes, error rendering, and the process's lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.api import admin, audio, health, runs
+from service.config import Settings, get_settings
+from service.context import open_context
+from service.cpu import shutdown_cpu_pool
+from service.engines.base import Engine
+from service.errors import TapelineError
+
+log = logging.getLogger(__name__)
+
+ROUTES = [
+    Route("/healthz", health.healthz),
+    Route("/readyz", health.readyz),
+    Route("/api/audio", audio.upload_audio, methods=["POST"]),
+    Route("/api/audio", audio.list_audio, methods=["GET"]),
+    Route("/api/audio/{audio_id}", audio.get_audio, methods=["GET"]),
+    Route("/api/transcribe", runs.transcribe, methods=["POST"]),
+    Route("/api/runs", runs.create_run, methods=["POST"]),
+    Route("/api/runs", runs.list_runs, methods=["GET"]),
+    Route("/api/runs/{run_id}", runs.get_run, methods=["GET"]),
+    Route("/api/runs/{run_id}/transcript", runs.get_transcript, methods=["GET"]),
+    Route("/api/runs/{run_id}/progress", runs.get_progress, methods=["GET"]),
+    Route("/api/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
+    Route("/api/runs/{run_id}/retry", runs.retry, methods=["POST"]),
+    Route("/api/admin/worker", admin.worker_state, methods=["GET"]),
+    Route("/api/admin/worker", admin.start_worker, methods=["POST"]),
+    Route("/api/admin/worker", admin.stop_worker, methods=["DELETE"]),
+]
+
+HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+}
+
+
+async def tapeline_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TapelineError)
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": TapelineError().to_dict()}, status_code=500)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    with_worker: bool = True,
+    engines: Mapping[str, Engine] | None = None,
+) -> Starlette:
+    """An API process; `with_worker` also runs a worker in it (`tapeline serve` default)."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_context(settings, engines=engines) as ctx:
+            app.state.ctx = ctx
+            if with_worker:
+                ctx.worker = ctx.make_worker()
+                await ctx.worker.start()
+            try:
+                yield
+            finally:
+                if ctx.worker is not None:
+                    await ctx.worker.stop()
+        shutdown_cpu_pool()
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            TapelineError: tapeline_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+    )

@@ -1,0 +1,193 @@
+"""Reading uploaded audio: check that it is whole and decodable, and turn it into 16 kHz PCM.
+
+Everything here is synchronous and CPU-bound; callers run it off the event loop. Any failure to
+read the file as audio becomes `AudioUnreadable`, so a bad upload fails with a clear code instead
+of surfacing later as an engine error.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.audio.stream
+import numpy as np
+
+from service.errors import AudioUnreadable
+
+# Decoded audio shorter than this share of the declared length, and by more than the slack, is
+# a truncated upload; the slack absorbs encoder priming and padding on very short files.
+_TRUNCATION_RATIO = 0.95
+_TRUNCATION_SLACK_S = 0.2
+
+_MP3_VBR_TAGS = (b"Xing", b"Info", b"VBRI")
+_MP3_TAG_SEARCH_BYTES = 4096
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What `probe` learned about a file. `codec` and `container` use FFmpeg's names."""
+
+    duration_ms: int
+    sample_rate: int
+    channels: int
+    codec: str
+    container: str
+
+
+def probe(path: Path) -> AudioInfo:
+    """Decode the whole audio stream of `path` and describe it, or raise `AudioUnreadable`.
+
+    Headers alone are not trusted: a file can claim an hour and hold a minute. The duration
+    reported is what actually decodes, and a file that decodes clearly shorter than its header
+    declares is rejected as truncated rather than transcribed in part.
+    """
+    if path.stat().st_size == 0:
+        raise AudioUnreadable("The file is empty.")
+    with _open(path) as container:
+        stream = _audio_stream(container)
+        codec_context = stream.codec_context
+        sample_rate = int(codec_context.sample_rate)
+        channels = int(codec_context.layout.nb_channels)
+        decoded_s = 0.0
+        for frame in _decode(container, stream):
+            decoded_s += frame.samples / (frame.sample_rate or sample_rate)
+        if decoded_s <= 0:
+            raise AudioUnreadable("The file contains no decodable audio.")
+        declared_s = _declared_seconds(path, container, stream)
+        if declared_s is not None and _is_truncated(decoded_s, declared_s):
+            raise AudioUnreadable(
+                f"The file is truncated: it declares {declared_s:.1f} s of audio "
+                f"but only {decoded_s:.1f} s could be decoded.",
+            )
+        return AudioInfo(
+            duration_ms=round(decoded_s * 1000),
+            sample_rate=sample_rate,
+            channels=channels,
+            codec=codec_context.codec.canonical_name,
+            container=container.format.name,
+        )
+
+
+def decode_pcm16(path: Path, sample_rate: int = 16000) -> bytes:
+    """Decode `path` to mono signed 16-bit little-endian PCM at `sample_rate`.
+
+    This is the one shape every engine and the chunker work with, whatever was uploaded.
+    """
+    if path.stat().st_size == 0:
+        raise AudioUnreadable("The file is empty.")
+    with _open(path) as container:
+        stream = _audio_stream(container)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        parts: list[bytes] = []
+        try:
+            for frame in _decode(container, stream):
+                frame.pts = None
+                parts.extend(_pcm_bytes(out) for out in resampler.resample(frame))
+            parts.extend(_pcm_bytes(out) for out in resampler.resample(None))
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioUnreadable(f"The audio could not be resampled: {exc}") from exc
+    pcm = b"".join(parts)
+    if not pcm:
+        raise AudioUnreadable("The file contains no decodable audio.")
+    return pcm
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r", metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise AudioUnreadable() from exc
+
+
+def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
+    if not container.streams.audio:
+        raise AudioUnreadable("The file has no audio stream.")
+    return container.streams.audio[0]
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+) -> Iterator[av.AudioFrame]:
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as exc:
+        raise AudioUnreadable(
+            f"The audio could not be decoded; the file is damaged or truncated ({exc.strerror})."
+        ) from exc
+
+
+def _pcm_bytes(frame: av.AudioFrame) -> bytes:
+    samples: np.ndarray = frame.to_ndarray()
+    return samples.astype("<i2", copy=False).tobytes()
+
+
+def _is_truncated(decoded_s: float, declared_s: float) -> bool:
+    shortfall = declared_s - decoded_s
+    return decoded_s < declared_s * _TRUNCATION_RATIO and shortfall > _TRUNCATION_SLACK_S
+
+
+def _declared_seconds(
+    path: Path, container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+) -> float | None:
+    """The duration the file's own header promises, or None when it promises nothing.
+
+    Only headers that record the length independently of the data are used. FFmpeg otherwise
+    guesses a length from the bitrate and file size, which is wrong for variable-bitrate audio
+    and would reject good files; and it clamps a WAV's declared size to what is on disk, so
+    WAV headers are read here directly.
+    """
+    fmt = container.format.name
+    if fmt == "wav":
+        return _wav_declared_seconds(path)
+    from_stream_header = fmt == "flac" or fmt.startswith("mov,mp4")
+    if fmt == "mp3":
+        from_stream_header = _has_mp3_vbr_tag(path)
+    if from_stream_header and stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if fmt.startswith("matroska") and container.duration is not None:
+        return float(container.duration / av.time_base)
+    return None
+
+
+def _wav_declared_seconds(path: Path) -> float | None:
+    with path.open("rb") as file:
+        riff = file.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return None
+        byte_rate = 0
+        while header := file.read(8):
+            if len(header) < 8:
+                return None
+            chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk_id == b"fmt ":
+                fmt_chunk = file.read(size + size % 2)
+                if len(fmt_chunk) < 12:
+                    return None
+                byte_rate = struct.unpack("<I", fmt_chunk[8:12])[0]
+            elif chunk_id == b"data":
+                if byte_rate == 0 or size in _WAV_UNKNOWN_SIZES:
+                    return None
+                return float(size / byte_rate)
+            else:
+                file.seek(size + size % 2, 1)
+    return None
+
+
+def _has_mp3_vbr_tag(path: Path) -> bool:
+    """Whether the first MP3 frame carries a Xing/Info/VBRI header with the real frame count."""
+    with path.open("rb") as file:
+        start = 0
+        head = file.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:
+            size = 0
+            for byte in head[6:10]:
+                size = (size << 7) | (byte & 0x7F)
+            start = 10 + size + (10 if head[5] & 0x10 else 0)
+        file.seek(start)
+        first_frame = file.read(_MP3_TAG_SEARCH_BYTES)
+    return any(tag in first_frame for tag in _MP3_VBR_TAGS)

@@ -1,0 +1,178 @@
+"""The `tapeline` command: serve, worker, migrate, token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from service.config import ConfigError, Settings, get_settings
+
+app = typer.Typer(help="Tapeline: long audio in, transcripts out.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    from service.database import database_url
+    from service.schema import upgrade
+
+    try:
+        upgrade(database_url(settings))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    _setup_logging()
+    _migrate(_settings())
+    typer.echo("database schema is current")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API only.")] = False,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations.")] = False,
+) -> None:
+    """Run the HTTP API (with a worker in the same process unless --no-worker)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    _setup_logging()
+    settings = _settings()
+    if not no_migrate:
+        _migrate(settings)
+    application = create_app(settings, with_worker=not no_worker)
+    uvicorn.run(application, host=host, port=port, timeout_graceful_shutdown=5, log_level="info")
+
+
+@app.command()
+def worker(
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations.")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="Overrides MAX_CONCURRENT_JOBS.")] = None,
+) -> None:
+    """Run a worker alone: claims and transcribes queued jobs until SIGTERM or Ctrl-C."""
+    _setup_logging()
+    settings = _settings()
+    if not no_migrate:
+        _migrate(settings)
+    asyncio.run(_run_worker(settings, concurrency))
+
+
+async def _run_worker(settings: Settings, concurrency: int | None) -> None:
+    from service.context import open_context
+    from service.cpu import shutdown_cpu_pool
+
+    async with open_context(settings) as ctx:
+        ctx.worker = ctx.make_worker()
+        if concurrency:
+            ctx.worker.concurrency = concurrency
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(ctx.worker.stop()))  # type: ignore[union-attr]
+        logging.getLogger("service.worker").info("worker %s started", ctx.worker.id)
+        await ctx.worker.run()
+    shutdown_cpu_pool()
+
+
+async def _with_db(settings: Settings):  # type: ignore[no-untyped-def]
+    from service.database import create_engine, database_url
+
+    return create_engine(database_url(settings), pool_size=1)
+
+
+@token_app.command("create")
+def token_create(name: Annotated[str, typer.Argument(help="The owner the token acts as.")]) -> None:
+    """Create a token for NAME and print it (shown once; only its hash is stored)."""
+    from service import tokens
+
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> str:
+        db = await _with_db(settings)
+        try:
+            async with db.begin() as conn:
+                token, _ = await tokens.create(conn, name)
+            return token
+        finally:
+            await db.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: owner, prefix, created, revoked."""
+    from service import tokens
+
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> None:
+        db = await _with_db(settings)
+        try:
+            async with db.connect() as conn:
+                for row in await tokens.list_all(conn):
+                    revoked = row["revoked_at"].isoformat() if row["revoked_at"] else "-"
+                    typer.echo(
+                        f"{row['id']}  {row['owner']:<20} {row['token_prefix']}…  "
+                        f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}"
+                    )
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@token_app.command("revoke")
+def token_revoke(key: Annotated[str, typer.Argument(help="Token id or prefix.")]) -> None:
+    """Revoke a token by the id or prefix `tapeline token list` shows."""
+    from service import tokens
+
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> int:
+        db = await _with_db(settings)
+        try:
+            async with db.begin() as conn:
+                return len(await tokens.revoke(conn, key))
+        finally:
+            await db.dispose()
+
+    count = asyncio.run(run())
+    if not count:
+        typer.echo(f"no active token matches {key!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {count} token(s)")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,65 @@
+"""Everything a Tapeline process shares: settings, the pool, storage, engines, its worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.database import asyncpg_dsn, create_engine, database_url
+from service.engines import available_engines
+from service.engines.base import Engine
+from service.execution import Executor, JobHandler
+from service.pipeline import TranscriptionHandler
+from service.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
+from service.storage import LocalStorage, Storage
+from service.worker import Worker, new_worker_id
+
+
+@dataclass
+class Context:
+    settings: Settings
+    url: URL
+    db: AsyncEngine
+    storage: Storage
+    engines: Mapping[str, Engine]
+    handlers: Mapping[str, JobHandler]
+    executor: Executor
+    worker: Worker | None = field(default=None)
+
+    @property
+    def dsn(self) -> str:
+        return asyncpg_dsn(self.url)
+
+    def make_worker(self) -> Worker:
+        return Worker(self.db, self.dsn, self.settings, self.handlers)
+
+
+def transcription_handlers(
+    db: AsyncEngine, storage: Storage, engines: Mapping[str, Engine]
+) -> dict[str, JobHandler]:
+    handler = TranscriptionHandler(db, storage, engines)
+    return {TRANSCRIBE_LONG: handler, TRANSCRIBE_SYNC: handler}
+
+
+@contextlib.asynccontextmanager
+async def open_context(
+    settings: Settings, *, engines: Mapping[str, Engine] | None = None
+) -> AsyncIterator[Context]:
+    url = database_url(settings)
+    db = create_engine(url)
+    storage = LocalStorage(settings.tapeline_data_dir / "blobs")
+    engines = dict(engines) if engines is not None else available_engines(settings)
+    handlers = transcription_handlers(db, storage, engines)
+    executor = Executor(db, settings, handlers, "inline:" + new_worker_id())
+    ctx = Context(settings, url, db, storage, engines, handlers, executor)
+    try:
+        yield ctx
+    finally:
+        if ctx.worker is not None:
+            await ctx.worker.stop()
+        await db.dispose()

@@ -1,0 +1,137 @@
+"""The transcription job: what a worker does with a claimed `transcribe_*` job.
+
+Stages and their share of the progress bar: uploading 0–10, analyzing 10–90 (per-chunk
+ticks), finalizing 90–100. A stage change is a persisted transition; a tick is a NOTIFY only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service import audio_library, runs
+from service.engines.base import Engine, EngineOptions, Segment, Transcript
+from service.errors import (
+    AudioMissing,
+    EngineNotConfigured,
+    RunCancelled,
+    TapelineError,
+    WorkerLost,
+)
+from service.queue import ClaimedJob
+from service.runs import Row
+from service.storage import Storage
+
+STAGE_BANDS: dict[str, tuple[int, int]] = {
+    "uploading": (0, 10),
+    "analyzing": (10, 90),
+    "finalizing": (90, 99),
+}
+TICK_MIN_INTERVAL_S = 0.1
+
+
+class RunReporter:
+    """The engine's view of its run: stage transitions and progress ticks."""
+
+    def __init__(self, db: AsyncEngine, run: Row) -> None:
+        self.db = db
+        self.run = run
+        self.stage_name = str(run["stage"])
+        self.value = int(run["progress"])
+        self._last_tick = 0.0
+
+    async def stage(self, name: str) -> None:
+        if name == self.stage_name:
+            return
+        low, _ = STAGE_BANDS[name]
+        async with self.db.begin() as conn:
+            change = await runs.set_stage(conn, self.run["id"], name, max(low, self.value))
+        if change is None:
+            raise RunCancelled()
+        self.run = change.run
+        self.stage_name = name
+        self.value = int(change.run["progress"])
+
+    async def progress(self, fraction: float) -> None:
+        low, high = STAGE_BANDS.get(self.stage_name, (self.value, self.value))
+        value = int(low + max(0.0, min(1.0, fraction)) * (high - low))
+        now = time.monotonic()
+        if value <= self.value or (now - self._last_tick < TICK_MIN_INTERVAL_S and fraction < 1):
+            return
+        self.value = value
+        self._last_tick = now
+        async with self.db.begin() as conn:
+            await runs.notify_progress(conn, self.run, self.stage_name, value)
+
+
+def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:
+    """Never trust an engine blindly: ordered segments, within the audio, no empty text."""
+    segments = []
+    for seg in sorted(transcript.segments, key=lambda s: (s.start_ms, s.end_ms)):
+        text = seg.text.strip()
+        if not text:
+            continue
+        start = max(0, min(seg.start_ms, duration_ms))
+        end = max(start, min(seg.end_ms, duration_ms))
+        segments.append(Segment(start, end, text, seg.speaker))
+    text = transcript.text.strip() or " ".join(s.text for s in segments)
+    return Transcript(text=text, language=transcript.language, segments=tuple(segments))
+
+
+class TranscriptionHandler:
+    """Runs an engine over a run's audio; keeps the run row in step with the job's outcome."""
+
+    def __init__(self, db: AsyncEngine, storage: Storage, engines: Mapping[str, Engine]) -> None:
+        self.db = db
+        self.storage = storage
+        self.engines = engines
+
+    async def run(self, job: ClaimedJob) -> Transcript:
+        run_id = _run_id(job)
+        async with self.db.begin() as conn:
+            change = await runs.start(
+                conn, run_id, attempts=job.attempts, stage="uploading", progress=0
+            )
+            if change is None:
+                raise RunCancelled()
+            run = change.run
+            audio = await audio_library.get(conn, run["audio_id"], None)
+        engine = self.engines.get(run["engine"])
+        if engine is None:
+            raise EngineNotConfigured(f"The engine {run['engine']!r} is not available here.")
+        if audio is None:
+            raise AudioMissing()
+        reporter = RunReporter(self.db, run)
+        options = EngineOptions(language=run["language"], model=run["model"])
+        try:
+            async with self.storage.local_file(audio["storage_key"]) as path:
+                transcript = await engine.transcribe(path, options, reporter)
+        except FileNotFoundError:
+            raise AudioMissing() from None
+        await reporter.stage("finalizing")
+        return checked_transcript(transcript, int(audio["duration_ms"]))
+
+    async def on_success(self, conn: AsyncConnection, job: ClaimedJob, result: Any) -> None:
+        await runs.succeed(conn, _run_id(job), result)
+
+    async def on_retry(self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError) -> None:
+        event = "requeued" if isinstance(error, WorkerLost) else "retry_scheduled"
+        await runs.requeue(conn, _run_id(job), error, event)
+
+    async def on_failure(
+        self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError
+    ) -> None:
+        await runs.fail(conn, _run_id(job), error)
+
+    async def on_release(self, conn: AsyncConnection, job: ClaimedJob) -> None:
+        await runs.requeue(conn, _run_id(job), None, "requeued")
+
+
+def _run_id(job: ClaimedJob) -> uuid.UUID:
+    if job.run_id is None:
+        raise TapelineError(f"job {job.id} of type {job.job_type} has no run")
+    return job.run_id

@@ -1,0 +1,262 @@
+-- Every statement Tapeline sends, by name. `-- name --` starts one; the line after it says why.
+-- Parameters are SQLAlchemy `:name` binds. Casts on optional parameters let asyncpg type NULLs.
+
+-- enqueue_job --
+-- Queue one job; the NOTIFY wakes idle workers at once (polling is only the fallback).
+WITH job AS (
+    INSERT INTO job (run_id, job_type, priority, max_attempts, run_after)
+    VALUES (:run_id, :job_type, :priority, :max_attempts, now() + make_interval(secs => :delay_ms / 1000.0))
+    RETURNING id, job_type
+)
+SELECT job.id, pg_notify('tapeline_jobs', job.job_type) FROM job;
+
+-- enqueue_jobs_bulk --
+-- Queue many run-less jobs in one statement (maintenance work, benchmarks) and wake workers once.
+WITH jobs AS (
+    INSERT INTO job (job_type, priority, max_attempts)
+    SELECT t, :priority, :max_attempts FROM unnest(CAST(:job_types AS text[])) AS t
+    RETURNING id
+)
+SELECT count(*) AS queued, pg_notify('tapeline_jobs', 'bulk') FROM jobs;
+
+-- claim_jobs --
+-- Take up to :limit due jobs in one statement; SKIP LOCKED lets workers race without blocking.
+WITH next AS (
+    SELECT id FROM job
+    WHERE status = 'queued' AND run_after <= now() AND job_type = ANY(CAST(:job_types AS text[]))
+    ORDER BY priority DESC, run_after, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE job
+SET status = 'processing', attempts = job.attempts + 1, locked_by = :worker_id,
+    locked_until = now() + make_interval(secs => :lease_ms / 1000.0), updated_at = now()
+FROM next
+WHERE job.id = next.id
+RETURNING job.id, job.run_id, job.job_type, job.attempts, job.max_attempts;
+
+-- claim_job_by_id --
+-- Take one specific queued job, for inline processing inside the API request that created it.
+UPDATE job
+SET status = 'processing', attempts = attempts + 1, locked_by = :worker_id,
+    locked_until = now() + make_interval(secs => :lease_ms / 1000.0), updated_at = now()
+WHERE id = (SELECT id FROM job WHERE id = :job_id AND status = 'queued' FOR UPDATE SKIP LOCKED)
+RETURNING id, run_id, job_type, attempts, max_attempts;
+
+-- renew_leases --
+-- Extend the leases this worker still holds; a job missing from the result was cancelled or lost.
+UPDATE job
+SET locked_until = now() + make_interval(secs => :lease_ms / 1000.0), updated_at = now()
+WHERE id = ANY(CAST(:job_ids AS bigint[])) AND locked_by = :worker_id AND status = 'processing'
+RETURNING id;
+
+-- finish_job --
+-- Record a job's outcome, only if this worker still holds it (a stale worker must not overwrite).
+UPDATE job
+SET status = :status, last_error = CAST(:last_error AS text), locked_by = NULL,
+    locked_until = NULL, updated_at = now()
+WHERE id = :job_id AND locked_by = :worker_id AND status = 'processing'
+RETURNING id, run_id;
+
+-- schedule_retry --
+-- Put a failed attempt back in the queue after a delay (WORKER_RETRY_DELAYS), if still held.
+UPDATE job
+SET status = 'queued', last_error = :last_error, locked_by = NULL, locked_until = NULL,
+    run_after = now() + make_interval(secs => :delay_ms / 1000.0), updated_at = now()
+WHERE id = :job_id AND locked_by = :worker_id AND status = 'processing'
+RETURNING id, run_id, run_after;
+
+-- release_job --
+-- Hand back a job this worker could not finish before shutting down; the attempt is not counted.
+UPDATE job
+SET status = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL,
+    locked_until = NULL, run_after = now(), updated_at = now()
+WHERE id = :job_id AND locked_by = :worker_id AND status = 'processing'
+RETURNING id, run_id;
+
+-- reclaim_expired_jobs --
+-- Requeue (or fail, when attempts are spent) jobs whose worker stopped renewing its lease.
+WITH expired AS (
+    SELECT id FROM job
+    WHERE status = 'processing' AND locked_until < now()
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE job
+SET status = CASE WHEN job.attempts >= job.max_attempts THEN 'failed' ELSE 'queued' END,
+    last_error = :last_error, locked_by = NULL, locked_until = NULL, run_after = now(),
+    updated_at = now()
+FROM expired
+WHERE job.id = expired.id
+RETURNING job.id, job.run_id, job.job_type, job.status, job.attempts;
+
+-- cancel_run_jobs --
+-- Stop a run's unfinished jobs; a worker running one notices at its next lease renewal.
+WITH cancelled AS (
+    UPDATE job SET status = 'cancelled', locked_by = NULL, locked_until = NULL, updated_at = now()
+    WHERE run_id = :run_id AND status IN ('queued', 'processing')
+    RETURNING id
+)
+SELECT id, pg_notify('tapeline_cancel', CAST(id AS text)) FROM cancelled;
+
+-- queue_depth --
+-- Jobs by status, for the admin view (idx_job_status_created covers it).
+SELECT status, count(*) AS jobs FROM job GROUP BY status;
+
+-- insert_run --
+-- Create a queued run for an audio file.
+INSERT INTO transcript_run (audio_id, owner, engine, model, language)
+VALUES (:audio_id, :owner, :engine, :model, :language)
+RETURNING *;
+
+-- start_run --
+-- A worker picked the run up: processing, first stage, attempt counted.
+UPDATE transcript_run
+SET status = 'processing', stage = :stage, progress = :progress, attempts = :attempts,
+    started_at = coalesce(started_at, now())
+WHERE id = :run_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- set_run_stage --
+-- Move a processing run to its next stage (a persisted transition, unlike progress ticks).
+UPDATE transcript_run SET stage = :stage, progress = :progress
+WHERE id = :run_id AND status = 'processing'
+RETURNING *;
+
+-- succeed_run --
+-- Store the transcript and finish the run in the same statement: success implies a transcript.
+UPDATE transcript_run
+SET status = 'succeeded', stage = 'done', progress = 100, transcript = CAST(:transcript AS jsonb),
+    error_code = NULL, error_message = NULL, finished_at = now()
+WHERE id = :run_id AND status = 'processing'
+RETURNING *;
+
+-- fail_run --
+-- A failure that will not be retried: the run ends with a stable code and a readable message.
+UPDATE transcript_run
+SET status = 'failed', error_code = :error_code, error_message = :error_message,
+    finished_at = now()
+WHERE id = :run_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- requeue_run --
+-- An attempt failed but will be retried: back to queued, keeping the last error visible.
+UPDATE transcript_run
+SET status = 'queued', stage = 'queued', progress = 0,
+    error_code = CAST(:error_code AS text), error_message = CAST(:error_message AS text)
+WHERE id = :run_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- cancel_run --
+-- A user cancelled a run that has not finished.
+UPDATE transcript_run SET status = 'cancelled', finished_at = now()
+WHERE id = :run_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- reset_run --
+-- A user retries a failed or cancelled run: it starts over as queued.
+UPDATE transcript_run
+SET status = 'queued', stage = 'queued', progress = 0, error_code = NULL, error_message = NULL,
+    started_at = NULL, finished_at = NULL, transcript = NULL
+WHERE id = :run_id AND status IN ('failed', 'cancelled')
+RETURNING *;
+
+-- append_run_event --
+-- The outbox: every status or stage transition, in the transaction that made it; NOTIFY carries
+-- only ids and small fields so payloads stay far under Postgres's 8000-byte limit.
+WITH event AS (
+    INSERT INTO run_event (run_id, owner, type, payload)
+    VALUES (:run_id, :owner, :type, CAST(:payload AS jsonb))
+    RETURNING id, run_id, owner, type
+)
+SELECT event.id, pg_notify('tapeline_runs', json_build_object(
+    'id', event.id, 'runId', event.run_id, 'owner', event.owner, 'type', event.type)::text)
+FROM event;
+
+-- notify_progress --
+-- A progress tick inside a stage: NOTIFY only, no row written.
+SELECT pg_notify('tapeline_runs', :payload);
+
+-- get_run --
+-- One run, if the caller may see it (owner NULL means admin).
+SELECT * FROM transcript_run
+WHERE id = :run_id AND (CAST(:owner AS text) IS NULL OR owner = :owner);
+
+-- list_runs --
+-- The caller's runs, newest first, keyset-paginated on (created_at, id).
+SELECT * FROM transcript_run
+WHERE (CAST(:owner AS text) IS NULL OR owner = :owner)
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:before_created AS timestamptz) IS NULL
+       OR (created_at, id) < (CAST(:before_created AS timestamptz), CAST(:before_id AS uuid)))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- run_progress --
+-- Everything the /progress endpoint shows, in one indexed query (the polling fallback).
+SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.error_code, r.error_message,
+       r.created_at, r.started_at, r.finished_at, now() AS now,
+       a.filename, a.duration_ms, a.size_bytes,
+       coalesce((SELECT json_agg(json_build_object(
+                    'id', j.id, 'jobType', j.job_type, 'status', j.status,
+                    'attempts', j.attempts, 'lastError', j.last_error, 'runAfter', j.run_after)
+                    ORDER BY j.id)
+                 FROM job j WHERE j.run_id = r.id), '[]') AS jobs
+FROM transcript_run r JOIN audio a ON a.id = r.audio_id
+WHERE r.id = :run_id AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
+
+-- insert_audio --
+-- Record an uploaded, probed audio file.
+INSERT INTO audio (owner, filename, content_type, size_bytes, duration_ms, sample_rate, channels,
+                   sha256, storage_key)
+VALUES (:owner, :filename, :content_type, :size_bytes, :duration_ms, :sample_rate, :channels,
+        :sha256, :storage_key)
+RETURNING *;
+
+-- get_audio --
+-- One audio file, if the caller may see it (owner NULL means admin).
+SELECT * FROM audio WHERE id = :audio_id AND (CAST(:owner AS text) IS NULL OR owner = :owner);
+
+-- list_audio --
+-- The caller's audio, newest first, keyset-paginated on (created_at, id).
+SELECT * FROM audio
+WHERE (CAST(:owner AS text) IS NULL OR owner = :owner)
+  AND (CAST(:before_created AS timestamptz) IS NULL
+       OR (created_at, id) < (CAST(:before_created AS timestamptz), CAST(:before_id AS uuid)))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- insert_token --
+-- Store a new API token; only its hash is kept.
+INSERT INTO api_token (owner, token_hash, token_prefix) VALUES (:owner, :token_hash, :token_prefix)
+RETURNING id, owner, token_prefix, created_at;
+
+-- find_token --
+-- Who a presented token belongs to, if it is valid.
+SELECT id, owner FROM api_token WHERE token_hash = :token_hash AND revoked_at IS NULL;
+
+-- list_tokens --
+-- Every token, for `tapeline token list` (hashes stay inside the database).
+SELECT id, owner, token_prefix, created_at, revoked_at FROM api_token ORDER BY created_at;
+
+-- revoke_token --
+-- Revoke tokens by id or by the prefix `tapeline token list` shows.
+UPDATE api_token SET revoked_at = now()
+WHERE revoked_at IS NULL AND (CAST(id AS text) = :key OR token_prefix = :key)
+RETURNING id, owner, token_prefix;
+
+-- register_worker --
+-- A worker process announces itself (or comes back under the same id).
+INSERT INTO worker (id, hostname, pid, state, concurrency)
+VALUES (:worker_id, :hostname, :pid, 'running', :concurrency)
+ON CONFLICT (id) DO UPDATE
+SET state = 'running', heartbeat_at = now(), concurrency = EXCLUDED.concurrency;
+
+-- worker_heartbeat --
+-- Proof of life with the jobs in hand, for the admin view.
+UPDATE worker SET heartbeat_at = now(), state = :state, current_jobs = CAST(:job_ids AS bigint[])
+WHERE id = :worker_id;
+
+-- list_workers --
+-- Every registered worker, most recently alive first.
+SELECT id, hostname, pid, started_at, heartbeat_at, state, concurrency, current_jobs
+FROM worker ORDER BY heartbeat_at DESC;

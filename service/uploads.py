@@ -1,0 +1,148 @@
+"""Receiving an audio upload: multipart streamed to a staging file, size-capped, hashed.
+
+Nothing is held whole in memory: each chunk of the request body goes through the multipart
+parser straight to disk. The caller probes the staged file and either adopts or deletes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from service.errors import InvalidRequest, TapelineError, UnsupportedMediaType, UploadTooLarge
+
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class ReceivedUpload:
+    path: Path
+    filename: str
+    content_type: str | None
+    size_bytes: int
+    sha256: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _Collector:
+    """Multipart callbacks: the `file` part goes to disk, small text fields to memory."""
+
+    def __init__(self, staging: Path, max_bytes: int) -> None:
+        self.staging = staging
+        self.max_bytes = max_bytes
+        self.fields: dict[str, str] = {}
+        self.file: io.BufferedWriter | None = None
+        self.filename: str | None = None
+        self.content_type: str | None = None
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name = b""
+        self._header_value = b""
+        self._name: str | None = None
+        self._value = bytearray()
+        self._is_file = False
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+        }
+
+    def part_begin(self) -> None:
+        self._headers = {}
+        self._value = bytearray()
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self._is_file = self._name == "file"
+        if self._is_file:
+            if self.file is not None:
+                raise InvalidRequest("Send exactly one file in the `file` field.")
+            self.filename = (filename or b"audio").decode("utf-8", "replace").rsplit("/", 1)[-1]
+            content_type = self._headers.get(b"content-type")
+            self.content_type = content_type.decode("latin-1") if content_type else None
+            self.file = self.staging.open("wb")
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._is_file:
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise UploadTooLarge(
+                    f"The file is larger than this server accepts ({self.max_bytes} bytes)."
+                )
+            self.digest.update(chunk)
+            assert self.file is not None
+            self.file.write(chunk)
+        else:
+            self._value += chunk
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise InvalidRequest(f"The form field {self._name!r} is too long.")
+
+    def part_end(self) -> None:
+        if not self._is_file and self._name:
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+async def receive_audio(request: Request, staging: Path, max_bytes: int) -> ReceivedUpload:
+    """Stream a multipart body to `staging`; raises a 4xx TapelineError on bad input."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise UnsupportedMediaType()
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MAX_FIELD_BYTES * 4:
+        raise UploadTooLarge(f"The file is larger than this server accepts ({max_bytes} bytes).")
+    collector = _Collector(staging, max_bytes)
+    parser = MultipartParser(boundary, collector.callbacks())
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except Exception as exc:
+        collector.close()
+        staging.unlink(missing_ok=True)
+        if isinstance(exc, TapelineError):
+            raise
+        raise InvalidRequest(f"The multipart body could not be read ({type(exc).__name__}).") from exc
+    collector.close()
+    if collector.file is None or collector.filename is None:
+        staging.unlink(missing_ok=True)
+        raise InvalidRequest("Send the audio in a multipart field named `file`.")
+    return ReceivedUpload(
+        path=staging,
+        filename=collector.filename,
+        content_type=collector.content_type,
+        size_bytes=collector.size,
+        sha256=collector.digest.hexdigest(),
+        fields=collector.fields,
+    )

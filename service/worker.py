@@ -1,0 +1,205 @@
+"""The worker loop: claim due jobs up to MAX_CONCURRENT_JOBS, run them, keep the queue healthy.
+
+Wakes on NOTIFY `tapeline_jobs` (polling every POLL_INTERVAL_MS is only the fallback), requeues
+jobs whose lease expired, heartbeats its `worker` row, and on stop finishes or releases its jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import queue
+from service.config import Settings
+from service.errors import WorkerLost
+from service.execution import Executor, JobHandler
+from service.listener import Listener
+from service.queries import q
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        dsn: str,
+        settings: Settings,
+        handlers: Mapping[str, JobHandler],
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.handlers = handlers
+        self.id = worker_id or new_worker_id()
+        self.concurrency = concurrency or settings.max_concurrent_jobs
+        self.executor = Executor(db, settings, handlers, self.id)
+        self.listener = Listener(
+            dsn,
+            {queue.JOBS_CHANNEL: self._on_job_notify, queue.CANCEL_CHANNEL: self._on_cancel},
+        )
+        self.state = "stopped"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the loop in the background (used when the API hosts a worker)."""
+        if self._main is None or self._main.done():
+            self._stopping.clear()
+            self._main = asyncio.create_task(self.run(), name=f"worker-{self.id}")
+
+    async def stop(self, grace_ms: int | None = None) -> None:
+        """Stop claiming, let running jobs finish within the grace period, release the rest."""
+        self._stopping.set()
+        self._wake.set()
+        if self._main is not None:
+            grace = (self.settings.worker_shutdown_grace_ms if grace_ms is None else grace_ms)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._main), grace / 1000 + 10)
+            self._main = None
+
+    @property
+    def running(self) -> bool:
+        return self._main is not None and not self._main.done()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "concurrency": self.concurrency,
+            "currentJobs": self.executor.running_job_ids,
+            "listening": self.listener.alive,
+        }
+
+    async def run(self) -> None:
+        """Work until `stop()` is called."""
+        await self._register()
+        await self.listener.start()
+        self.state = "running"
+        chores = asyncio.create_task(self._chores(), name=f"chores-{self.id}")
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            chores.cancel()
+            await self.listener.stop()
+            self.state = "stopped"
+            with contextlib.suppress(Exception):
+                await self._heartbeat()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        poll_s = self.settings.poll_interval_ms / 1000
+        job_types = list(self.handlers)
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._tasks)
+            claimed = []
+            if free > 0:
+                try:
+                    async with self.db.begin() as conn:
+                        claimed = await queue.claim(
+                            conn, self.id, job_types, free, self.settings.job_lease_ms
+                        )
+                except Exception:
+                    log.exception("claiming jobs failed; retrying after the poll interval")
+                for job in claimed:
+                    task = asyncio.create_task(self.executor.execute(job), name=f"execute-{job.id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._job_done)
+            if claimed and len(claimed) == free:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll_s)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task crashed", exc_info=task.exception())
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        self.state = "stopping"
+        with contextlib.suppress(Exception):
+            await self._heartbeat()
+        if self._tasks:
+            grace = self.settings.worker_shutdown_grace_ms / 1000
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    # --- chores: heartbeat and lease expiry -------------------------------------------------------
+
+    async def _chores(self) -> None:
+        interval = min(self.settings.poll_interval_ms, self.settings.job_lease_ms // 3) / 1000
+        while True:
+            try:
+                await self._heartbeat()
+                await self.reclaim_expired()
+            except Exception:
+                log.exception("worker chores failed; retrying")
+            await asyncio.sleep(interval)
+
+    async def reclaim_expired(self) -> int:
+        """Requeue jobs of workers that stopped renewing their lease (SIGKILL, lost pod)."""
+        error = WorkerLost()
+        async with self.db.begin() as conn:
+            expired = await queue.reclaim_expired(conn, f"{error.code}: {error.message}")
+            for job in expired:
+                handler = self.handlers.get(job.job_type)
+                if handler is None:
+                    continue
+                claimed = queue.ClaimedJob(job.id, job.run_id, job.job_type, job.attempts, 0)
+                if job.status == "failed":
+                    await handler.on_failure(conn, claimed, error)
+                else:
+                    await handler.on_retry(conn, claimed, error)
+        if expired:
+            log.warning("requeued %d job(s) whose worker stopped responding", len(expired))
+            self._wake.set()
+        return len(expired)
+
+    async def _register(self) -> None:
+        params = {
+            "worker_id": self.id,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.concurrency,
+        }
+        async with self.db.begin() as conn:
+            await conn.execute(q("register_worker"), params)
+
+    async def _heartbeat(self) -> None:
+        params = {"worker_id": self.id, "state": self.state, "job_ids": self.executor.running_job_ids}
+        async with self.db.begin() as conn:
+            await conn.execute(q("worker_heartbeat"), params)
+
+    # --- notifications -------------------------------------------------------------------------
+
+    def _on_job_notify(self, _payload: str) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.executor.stop_job(int(payload))
