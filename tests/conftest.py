@@ -1,0 +1,109 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, else an embedded server), migrated once.
+
+Tests get a database of their own on that server (`tapeline_test`), recreated per session and
+emptied before every test that asks for `db`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings, load_settings
+from service.database import asyncpg_dsn, create_engine, embedded_url, normalize_url
+from service.schema import upgrade
+
+TEST_DATABASE = "tapeline_test"
+TABLES = "run_event, job, transcript_run, audio, api_token, worker"
+
+
+def _server_url(tmp_root: Path) -> URL:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return normalize_url(configured)
+    return embedded_url(tmp_root / "embedded")
+
+
+async def _recreate(server: URL, name: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server))
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+    """The migrated test database's URL (asyncpg form)."""
+    server = _server_url(tmp_path_factory.mktemp("pg"))
+    asyncio.run(_recreate(server, TEST_DATABASE))
+    url = server.set(database=TEST_DATABASE)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_dsn(database_url: URL) -> str:
+    return asyncpg_dsn(database_url)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def settings(database_url: URL, data_dir: Path) -> Settings:
+    """Fast settings for tests: short leases, polls and retry delays."""
+    return load_settings(
+        database_url=database_url.render_as_string(hide_password=False),
+        tapeline_data_dir=data_dir,
+        admin_token="admin-secret",
+        worker_retry_delays=[50, 100, 150],
+        poll_interval_ms=100,
+        job_lease_ms=1_500,
+        worker_shutdown_grace_ms=2_000,
+    )
+
+
+@pytest.fixture
+async def db(database_url: URL) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test database, emptied first."""
+    engine = create_engine(database_url, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture
+def subprocess_env(database_url: URL, data_dir: Path) -> Iterator[dict[str, str]]:
+    """Environment for `tapeline` processes started by a test, on the test database."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url.render_as_string(hide_password=False),
+        TAPELINE_DATA_DIR=str(data_dir),
+        ADMIN_TOKEN="admin-secret",
+        POLL_INTERVAL_MS="100",
+        JOB_LEASE_MS="1500",
+        WORKER_RETRY_DELAYS="50,100,150",
+        PYTHONUNBUFFERED="1",
+    )
+    yield env
