@@ -91,9 +91,9 @@ class Worker:
 
     async def run(self) -> None:
         """Work until `stop()` is called."""
-        await self._register()
-        await self.listener.start()
         self.state = "running"
+        await self._heartbeat()
+        await self.listener.start()
         chores = asyncio.create_task(self._chores(), name=f"chores-{self.id}")
         try:
             await self._claim_loop()
@@ -180,18 +180,15 @@ class Worker:
             self._wake.set()
         return len(expired)
 
-    async def _register(self) -> None:
+    async def _heartbeat(self) -> None:
         params = {
             "worker_id": self.id,
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
+            "state": self.state,
             "concurrency": self.concurrency,
+            "job_ids": self.executor.running_job_ids,
         }
-        async with self.db.begin() as conn:
-            await conn.execute(q("register_worker"), params)
-
-    async def _heartbeat(self) -> None:
-        params = {"worker_id": self.id, "state": self.state, "job_ids": self.executor.running_job_ids}
         async with self.db.begin() as conn:
             await conn.execute(q("worker_heartbeat"), params)
 

@@ -93,7 +93,7 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("speech")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def subprocess_env(database_url: URL, data_dir: Path) -> Iterator[dict[str, str]]:
     """Environment for `tapeline` processes started by a test, on the test database."""
     env = dict(os.environ)

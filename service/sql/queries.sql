@@ -244,17 +244,13 @@ UPDATE api_token SET revoked_at = now()
 WHERE revoked_at IS NULL AND (CAST(id AS text) = :key OR token_prefix = :key)
 RETURNING id, owner, token_prefix;
 
--- register_worker --
--- A worker process announces itself (or comes back under the same id).
-INSERT INTO worker (id, hostname, pid, state, concurrency)
-VALUES (:worker_id, :hostname, :pid, 'running', :concurrency)
-ON CONFLICT (id) DO UPDATE
-SET state = 'running', heartbeat_at = now(), concurrency = EXCLUDED.concurrency;
-
 -- worker_heartbeat --
--- Proof of life with the jobs in hand, for the admin view.
-UPDATE worker SET heartbeat_at = now(), state = :state, current_jobs = CAST(:job_ids AS bigint[])
-WHERE id = :worker_id;
+-- Proof of life with the jobs in hand; an upsert, so a worker whose row was removed reappears.
+INSERT INTO worker (id, hostname, pid, state, concurrency, current_jobs)
+VALUES (:worker_id, :hostname, :pid, :state, :concurrency, CAST(:job_ids AS bigint[]))
+ON CONFLICT (id) DO UPDATE
+SET heartbeat_at = now(), state = EXCLUDED.state, concurrency = EXCLUDED.concurrency,
+    current_jobs = EXCLUDED.current_jobs;
 
 -- list_workers --
 -- Every registered worker, most recently alive first.

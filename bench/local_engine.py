@@ -1,0 +1,106 @@
+"""Does chunking a long recording across cores pay off for the local engine?
+
+Builds an English recording with flite, then times (a) PocketSphinx over the whole audio in one
+pass and (b) Tapeline's chunked, parallel `LocalEngine`, each from the audio file to segments,
+and reports how many of the spoken words each recovered. The chunked path is timed twice: cold
+(the pool's processes are spawned and load their models inside the measurement) and warm (a
+long-running worker's steady state). The speed-up quoted is the cold one.
+
+    python bench/local_engine.py [--minutes 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.audio import decode_pcm16
+from service.cpu import WORKERS_ENV, shutdown_cpu_pool
+from service.engines.base import EngineOptions, Segment
+from service.engines.local import LocalEngine, transcribe_pcm_one_pass
+from tests.speech import long_recording
+
+
+class _SilentReporter:
+    async def stage(self, name: str) -> None:
+        pass
+
+    async def progress(self, fraction: float) -> None:
+        pass
+
+
+def word_recovery(spoken: Iterable[str], segments: Sequence[Segment]) -> float:
+    """Share of spoken words found in the transcript, counted as a multiset, ignoring case."""
+    said = Counter(word for sentence in spoken for word in sentence.lower().split())
+    heard = Counter(word for segment in segments for word in segment.text.lower().split())
+    return sum((said & heard).values()) / max(1, sum(said.values()))
+
+
+def one_pass(path: Path) -> tuple[float, list[Segment]]:
+    started = time.perf_counter()
+    segments = transcribe_pcm_one_pass(decode_pcm16(path))
+    return time.perf_counter() - started, segments
+
+
+async def chunked(path: Path) -> tuple[float, list[Segment]]:
+    started = time.perf_counter()
+    transcript = await LocalEngine().transcribe(path, EngineOptions(), _SilentReporter())
+    return time.perf_counter() - started, list(transcript.segments)
+
+
+async def run_chunked_twice(path: Path) -> tuple[tuple[float, list[Segment]], float]:
+    try:
+        cold = await chunked(path)
+        warm_seconds, _ = await chunked(path)
+    finally:
+        shutdown_cpu_pool()
+    return cold, warm_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the recording")
+    parser.add_argument("--workers", type=int, default=2, help="pool processes (cores) to use")
+    args = parser.parse_args()
+    os.environ[WORKERS_ENV] = str(args.workers)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        path, spoken = long_recording(Path(tmp) / "bench.wav", args.minutes)
+        audio_s = len(decode_pcm16(path)) / 2 / 16000
+        print(
+            f"recording: {audio_s / 60:.1f} min, {len(spoken)} sentences, "
+            f"built in {time.perf_counter() - started:.1f} s"
+        )
+        print(f"cores available: {os.cpu_count()}, pool workers: {args.workers}")
+
+        single_s, single_segments = one_pass(path)
+        (cold_s, chunked_segments), warm_s = asyncio.run(run_chunked_twice(path))
+
+    rows = [
+        ("one pass (1 core)", single_s, single_segments),
+        (f"chunked, cold pool ({args.workers} workers)", cold_s, chunked_segments),
+        (f"chunked, warm pool ({args.workers} workers)", warm_s, chunked_segments),
+    ]
+    print()
+    print(f"{'path':<36} {'wall s':>8} {'x realtime':>11} {'words recovered':>16}")
+    for label, seconds, segments in rows:
+        recovered = word_recovery(spoken, segments)
+        print(f"{label:<36} {seconds:8.1f} {audio_s / seconds:11.1f} {recovered:16.1%}")
+    print()
+    print(f"speed-up, cold pool: {single_s / cold_s:.2f}x   (target >= 1.7x on 2 cores)")
+    print(f"speed-up, warm pool: {single_s / warm_s:.2f}x")
+    print(f"one-pass cost: {single_s / (audio_s / 60):.1f} s of CPU per minute of audio")
+
+
+if __name__ == "__main__":
+    main()
