@@ -57,7 +57,11 @@ async def get(conn: AsyncConnection, audio_id: uuid.UUID, owner: str | None) -> 
 
 
 async def list_for(
-    conn: AsyncConnection, owner: str | None, *, before: tuple[datetime, uuid.UUID] | None, limit: int
+    conn: AsyncConnection,
+    owner: str | None,
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[Row]:
     params = {
         "owner": owner,

@@ -28,7 +28,9 @@ def normalize_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ConfigError(f"Invalid configuration: DATABASE_URL is not a database URL ({exc})") from None
+        raise ConfigError(
+            f"Invalid configuration: DATABASE_URL is not a database URL ({exc})"
+        ) from None
     if parsed.get_backend_name() not in ("postgres", "postgresql"):
         raise ConfigError(
             "Invalid configuration: DATABASE_URL must be a PostgreSQL URL "
@@ -51,7 +53,7 @@ def embedded_url(data_dir: Path) -> URL:
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", pgdata)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         _embedded[pgdata] = server
     return normalize_url(server.get_uri())
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 
 class TapelineError(Exception):
-    """Something went wrong inside Tapeline. Try again; if it keeps happening, check the server logs."""
+    """Something went wrong inside Tapeline. Try again; if it keeps happening, check the logs."""
 
     code: ClassVar[str] = "internal_error"
     http_status: ClassVar[int] = 500

@@ -32,7 +32,9 @@ class JobHandler(Protocol):
 
     async def on_success(self, conn: AsyncConnection, job: ClaimedJob, result: Any) -> None: ...
 
-    async def on_retry(self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError) -> None: ...
+    async def on_retry(
+        self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError
+    ) -> None: ...
 
     async def on_failure(
         self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError

@@ -91,7 +91,7 @@ def _estimate_s(row: Row, now: datetime) -> float | None:
     if row["status"] != "processing" or row["started_at"] is None or progress <= 0:
         return None
     spent = (now - row["started_at"]).total_seconds()
-    return round(spent * (100 - progress) / progress, 1)
+    return round(float(spent) * (100 - progress) / progress, 1)
 
 
 def encode_cursor(row: Row) -> str:

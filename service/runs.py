@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.engines.base import Transcript
@@ -23,7 +23,7 @@ from service.queries import q
 ACTIVE_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
-Row = Mapping[str, Any]
+Row = RowMapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +91,9 @@ async def create_run(
     return Change(run=row, event_id=event_id, event_type="queued")
 
 
-async def start(conn: AsyncConnection, run_id: uuid.UUID, *, attempts: int, stage: str,
-                progress: int) -> Change | None:
+async def start(
+    conn: AsyncConnection, run_id: uuid.UUID, *, attempts: int, stage: str, progress: int
+) -> Change | None:
     params = {"run_id": run_id, "attempts": attempts, "stage": stage, "progress": progress}
     return await _transition(conn, "start_run", "started", params)
 

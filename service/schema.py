@@ -24,7 +24,7 @@ def alembic_config(url: URL) -> Config:
 
 
 def upgrade(url: URL, revision: str = "head") -> None:
-    """Bring the schema to `revision` (synchronous: call it before the event loop, or in a thread)."""
+    """Bring the schema to `revision` (synchronous: before the event loop, or in a thread)."""
     command.upgrade(alembic_config(url), revision)
 
 

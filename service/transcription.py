@@ -16,7 +16,7 @@ SYNC_PRIORITY = 10
 
 
 def runs_inline(ctx: Context, audio: Row) -> bool:
-    """Small audio is transcribed inside the request (or everything, with TASKS_INLINE_PROCESSING)."""
+    """Small audio is transcribed in the request (everything, with TASKS_INLINE_PROCESSING)."""
     s = ctx.settings
     small = (
         audio["size_bytes"] <= s.transcribe_sync_max_bytes

@@ -6,14 +6,18 @@ parser straight to disk. The caller probes the staged file and either adopts or 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 from service.errors import InvalidRequest, TapelineError, UnsupportedMediaType, UploadTooLarge
 
@@ -123,20 +127,22 @@ async def receive_audio(request: Request, staging: Path, max_bytes: int) -> Rece
     if declared and declared.isdigit() and int(declared) > max_bytes + MAX_FIELD_BYTES * 4:
         raise UploadTooLarge(f"The file is larger than this server accepts ({max_bytes} bytes).")
     collector = _Collector(staging, max_bytes)
-    parser = MultipartParser(boundary, collector.callbacks())
+    parser = MultipartParser(boundary, cast("MultipartCallbacks", collector.callbacks()))
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
     except Exception as exc:
         collector.close()
-        staging.unlink(missing_ok=True)
+        await _discard(staging)
         if isinstance(exc, TapelineError):
             raise
-        raise InvalidRequest(f"The multipart body could not be read ({type(exc).__name__}).") from exc
+        raise InvalidRequest(
+            f"The multipart body could not be read ({type(exc).__name__})."
+        ) from exc
     collector.close()
     if collector.file is None or collector.filename is None:
-        staging.unlink(missing_ok=True)
+        await _discard(staging)
         raise InvalidRequest("Send the audio in a multipart field named `file`.")
     return ReceivedUpload(
         path=staging,
@@ -146,3 +152,7 @@ async def receive_audio(request: Request, staging: Path, max_bytes: int) -> Rece
         sha256=collector.digest.hexdigest(),
         fields=collector.fields,
     )
+
+
+async def _discard(path: Path) -> None:
+    await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -71,7 +71,7 @@ class Worker:
         self._stopping.set()
         self._wake.set()
         if self._main is not None:
-            grace = (self.settings.worker_shutdown_grace_ms if grace_ms is None else grace_ms)
+            grace = self.settings.worker_shutdown_grace_ms if grace_ms is None else grace_ms
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._main), grace / 1000 + 10)
             self._main = None

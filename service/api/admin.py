@@ -32,7 +32,9 @@ async def _state(ctx: Context) -> dict[str, Any]:
             }
             for w in workers
         ],
-        "queue": {s: depth.get(s, 0) for s in ("queued", "processing", "succeeded", "failed", "cancelled")},
+        "queue": {
+            s: depth.get(s, 0) for s in ("queued", "processing", "succeeded", "failed", "cancelled")
+        },
     }
 
 

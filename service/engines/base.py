@@ -63,7 +63,9 @@ class Transcript:
     @classmethod
     def from_segments(cls, segments: Sequence[Segment], language: str | None) -> Transcript:
         ordered = tuple(sorted(segments, key=lambda s: (s.start_ms, s.end_ms)))
-        return cls(text=" ".join(s.text for s in ordered if s.text), language=language, segments=ordered)
+        return cls(
+            text=" ".join(s.text for s in ordered if s.text), language=language, segments=ordered
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,9 @@ async def test_procfile_processes_transcribe_a_spoken_sentence(
     token = run_cli(env, "token", "create", "carol").stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     clip = speak(SENTENCE, speech_dir / "fox.wav")
-    with api_server(env, tmp_path / "web.log", "--no-worker", "--no-migrate") as base, process(
-        tapeline("worker", "--no-migrate"), env, tmp_path / "worker.log"
+    with (
+        api_server(env, tmp_path / "web.log", "--no-worker", "--no-migrate") as base,
+        process(tapeline("worker", "--no-migrate"), env, tmp_path / "worker.log"),
     ):
         with clip.open("rb") as f:
             created = httpx.post(

@@ -44,8 +44,9 @@ async def test_two_worker_processes_never_run_one_job_twice(
         await conn.execute(text("CREATE TABLE race_execution (job_id bigint, worker_id text)"))
     jobs = 1500
     args = [*WORKER, "--concurrency", "8"]
-    with process(args, subprocess_env, tmp_path / "w1.log"), process(
-        args, subprocess_env, tmp_path / "w2.log"
+    with (
+        process(args, subprocess_env, tmp_path / "w1.log"),
+        process(args, subprocess_env, tmp_path / "w2.log"),
     ):
         await asyncio.sleep(1.0)
         for _ in range(jobs // 100):
@@ -68,8 +69,10 @@ async def test_a_sigkilled_worker_s_job_is_finished_by_another_within_the_lease(
     db: AsyncEngine, settings: Settings, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
     storage = LocalStorage(settings.tapeline_data_dir / "blobs")
-    run, job_id = await queue_run(db, storage=storage)
-    with process([*WORKER, "--engine-delay", "60"], subprocess_env, tmp_path / "doomed.log") as doomed:
+    run, _job_id = await queue_run(db, storage=storage)
+    with process(
+        [*WORKER, "--engine-delay", "60"], subprocess_env, tmp_path / "doomed.log"
+    ) as doomed:
 
         async def processing() -> bool:
             return (await run_state(db, run["id"]))["stage"] == "analyzing"

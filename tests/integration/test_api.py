@@ -55,7 +55,9 @@ async def token_for(db: AsyncEngine, owner: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def upload(base: str, headers: dict[str, str], path: Path, name: str | None = None) -> httpx.Response:
+def upload(
+    base: str, headers: dict[str, str], path: Path, name: str | None = None
+) -> httpx.Response:
     with path.open("rb") as f:
         return httpx.post(
             f"{base}/api/audio", headers=headers, files={"file": (name or path.name, f)}, timeout=60
@@ -133,11 +135,26 @@ async def test_long_audio_is_queued_and_progress_has_the_documented_shape(
     assert run["status"] in ("queued", "processing")
     progress = httpx.get(f"{server}/api/runs/{run['id']}/progress", headers=alice).json()
     assert set(progress) == {
-        "runId", "audioId", "status", "stage", "progress", "timeElapsed",
-        "estimatedTimeRemaining", "audio", "jobs", "error",
+        "runId",
+        "audioId",
+        "status",
+        "stage",
+        "progress",
+        "timeElapsed",
+        "estimatedTimeRemaining",
+        "audio",
+        "jobs",
+        "error",
     }
     assert set(progress["audio"]) == {"id", "filename", "durationMs", "sizeBytes"}
-    assert set(progress["jobs"][0]) == {"id", "jobType", "status", "attempts", "lastError", "runAfter"}
+    assert set(progress["jobs"][0]) == {
+        "id",
+        "jobType",
+        "status",
+        "attempts",
+        "lastError",
+        "runAfter",
+    }
     assert progress["jobs"][0]["jobType"] == "transcribe_long"
     done = await wait_for(server, alice, run["id"], "succeeded")
     assert {"quick", "brown", "fox"} <= set(done["transcript"]["text"].split())
@@ -214,8 +231,13 @@ async def test_bad_input_gets_json_errors_never_a_500(server: str, db: AsyncEngi
         ("POST", "/api/runs", {"content": b"{not json"}, 400, "invalid_request"),
         ("POST", "/api/runs", {"json": {}}, 400, "invalid_request"),
         ("POST", "/api/runs", {"json": {"audioId": "x"}}, 400, "invalid_request"),
-        ("POST", "/api/runs", {"json": {"audioId": "00000000-0000-0000-0000-000000000000"}},
-         404, "not_found"),
+        (
+            "POST",
+            "/api/runs",
+            {"json": {"audioId": "00000000-0000-0000-0000-000000000000"}},
+            404,
+            "not_found",
+        ),
         ("GET", "/api/runs/not-a-uuid", {}, 404, "not_found"),
         ("GET", "/api/runs?status=done", {}, 400, "invalid_request"),
         ("GET", "/api/runs?cursor=%%%", {}, 400, "invalid_request"),
@@ -253,9 +275,7 @@ async def test_cancel_and_retry_follow_the_run_state(
     ).json()
     assert httpx.post(f"{server}/api/runs/{run['id']}/cancel", headers=alice).status_code == 409
     assert httpx.post(f"{server}/api/runs/{run['id']}/retry", headers=alice).status_code == 409
-    pending = httpx.get(
-        f"{server}/api/runs/{run['id']}/transcript?format=pdf", headers=alice
-    )
+    pending = httpx.get(f"{server}/api/runs/{run['id']}/transcript?format=pdf", headers=alice)
     assert pending.status_code == 400
 
 
@@ -266,7 +286,9 @@ async def test_pagination_walks_every_run_once(
     audio = upload(server, alice, clips["short"]).json()
     created = []
     for _ in range(5):
-        r = httpx.post(f"{server}/api/runs", headers=alice, json={"audioId": audio["id"]}, timeout=60)
+        r = httpx.post(
+            f"{server}/api/runs", headers=alice, json={"audioId": audio["id"]}, timeout=60
+        )
         created.append(r.json()["id"])
     seen: list[str] = []
     cursor = ""
@@ -302,5 +324,3 @@ async def test_readiness_reports_database_and_migrations(server: str) -> None:
     ready = httpx.get(f"{server}/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "migrations": "current"}
-
-

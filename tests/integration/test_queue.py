@@ -85,7 +85,7 @@ async def test_expired_leases_are_reclaimed_with_the_attempt_counted(db: AsyncEn
     async with db.begin() as conn:
         [expired] = await queue.reclaim_expired(conn, "worker_lost")
         assert (expired.id, expired.status, expired.attempts) == (job_id, "queued", 1)
-        [job] = await queue.claim(conn, "ghost", [queue.TRANSCRIBE_LONG], 1, 300)
+        [_job] = await queue.claim(conn, "ghost", [queue.TRANSCRIBE_LONG], 1, 300)
     await asyncio.sleep(0.4)
     async with db.begin() as conn:
         [expired] = await queue.reclaim_expired(conn, "worker_lost")

@@ -53,10 +53,14 @@ async def test_migrations_go_down_to_nothing_and_back_up(
     await asyncio.to_thread(downgrade, database_url, "base")
     async with db.connect() as conn:
         tables = (
-            await conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert set(tables) <= {"alembic_version"}
     await asyncio.to_thread(upgrade, database_url)
     assert await current_revision(db) == head_revision()

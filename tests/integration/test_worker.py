@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -65,9 +66,7 @@ async def test_a_run_goes_through_every_stage_to_succeeded(
     done = await run_state(db, run["id"])
     assert (done["stage"], done["progress"], done["attempts"]) == ("done", 100, 1)
     assert done["transcript"]["text"] == "hello from the echo engine"
-    assert await event_types(db, run["id"]) == [
-        "queued", "started", "stage", "stage", "succeeded"
-    ]
+    assert await event_types(db, run["id"]) == ["queued", "started", "stage", "stage", "succeeded"]
 
 
 async def test_transient_failures_are_retried_on_the_configured_schedule(
@@ -75,21 +74,29 @@ async def test_transient_failures_are_retried_on_the_configured_schedule(
 ) -> None:
     engine = ScriptedEngine([UpstreamUnavailable()] * 10)
     async with running_worker(engine, worker_retry_delays=[300, 600, 900]) as ctx:
-        run, job_id = await queue_run(db, storage=storage_of(ctx), max_attempts=4)
+        run, _job_id = await queue_run(db, storage=storage_of(ctx), max_attempts=4)
         await wait_for_status(db, run["id"], ("failed",), timeout=15)
     failed = await run_state(db, run["id"])
-    assert (failed["error_code"], failed["attempts"], engine.calls) == ("upstream_unavailable", 4, 4)
+    assert (failed["error_code"], failed["attempts"], engine.calls) == (
+        "upstream_unavailable",
+        4,
+        4,
+    )
     async with db.connect() as conn:
         starts = (
-            await conn.execute(
-                text(
-                    "SELECT created_at FROM run_event WHERE run_id = :r AND type = 'started' "
-                    "ORDER BY id"
-                ),
-                {"r": run["id"]},
+            (
+                await conn.execute(
+                    text(
+                        "SELECT created_at FROM run_event WHERE run_id = :r AND type = 'started' "
+                        "ORDER BY id"
+                    ),
+                    {"r": run["id"]},
+                )
             )
-        ).scalars().all()
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+            .scalars()
+            .all()
+        )
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert [round(g, 1) >= d for g, d in zip(gaps, (0.3, 0.6, 0.9), strict=True)] == [True] * 3
     assert all(g < d + 1.0 for g, d in zip(gaps, (0.3, 0.6, 0.9), strict=True)), gaps
     assert (await event_types(db, run["id"])).count("retry_scheduled") == 3
@@ -162,12 +169,14 @@ async def test_a_job_whose_worker_vanished_is_finished_by_another(
     async with running_worker(EchoEngine()) as ctx:
         assert ctx.worker is not None
         await ctx.worker.stop()
-        run, job_id = await queue_run(db, storage=storage_of(ctx))
+        run, _job_id = await queue_run(db, storage=storage_of(ctx))
         async with db.begin() as conn:
             await queue.claim(conn, "ghost:1:dead", [queue.TRANSCRIBE_LONG], 1, 200)
         ctx.worker = ctx.make_worker()
         await ctx.worker.start()
-        await wait_for_status(db, run["id"], ("succeeded",), timeout=settings.job_lease_ms / 1000 + 3)
+        await wait_for_status(
+            db, run["id"], ("succeeded",), timeout=settings.job_lease_ms / 1000 + 3
+        )
     types = await event_types(db, run["id"])
     assert "requeued" in types and types[-1] == "succeeded"
     assert (await run_state(db, run["id"]))["attempts"] == 2
@@ -200,7 +209,11 @@ async def test_inline_processing_leaves_the_same_rows_as_a_worker(
         inline = await transcription.submit_run(ctx, Principal("alice"), audio_id)
     assert inline["status"] == "succeeded"
     assert await event_types(db, inline["id"]) == [
-        "queued", "started", "stage", "stage", "succeeded"
+        "queued",
+        "started",
+        "stage",
+        "stage",
+        "succeeded",
     ]
     async with db.connect() as conn:
         job = (

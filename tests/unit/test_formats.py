@@ -15,8 +15,7 @@ def test_segments_are_ordered_and_text_joined() -> None:
 
 def test_srt_numbers_cues_and_uses_commas() -> None:
     assert to_srt(T) == (
-        "1\n00:00:00,000 --> 00:00:01,500\nfirst\n\n"
-        "2\n01:02:03,456 --> 01:02:05,000\nsecond\n"
+        "1\n00:00:00,000 --> 00:00:01,500\nfirst\n\n2\n01:02:03,456 --> 01:02:05,000\nsecond\n"
     )
 
 

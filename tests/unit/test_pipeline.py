@@ -24,11 +24,21 @@ def test_engine_output_is_ordered_clamped_and_stripped() -> None:
 def _progress_row(**changes: object) -> dict[str, object]:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     row: dict[str, object] = {
-        "id": "r", "audio_id": "a", "status": "processing", "stage": "analyzing",
-        "progress": 25, "error_code": None, "error_message": None,
-        "created_at": now - timedelta(seconds=12), "started_at": now - timedelta(seconds=10),
-        "finished_at": None, "now": now, "filename": "f.wav", "duration_ms": 1,
-        "size_bytes": 2, "jobs": [],
+        "id": "r",
+        "audio_id": "a",
+        "status": "processing",
+        "stage": "analyzing",
+        "progress": 25,
+        "error_code": None,
+        "error_message": None,
+        "created_at": now - timedelta(seconds=12),
+        "started_at": now - timedelta(seconds=10),
+        "finished_at": None,
+        "now": now,
+        "filename": "f.wav",
+        "duration_ms": 1,
+        "size_bytes": 2,
+        "jobs": [],
     }
     row.update(changes)
     return row
@@ -41,5 +51,7 @@ def test_remaining_time_is_extrapolated_from_progress() -> None:
 
 
 def test_no_estimate_before_there_is_progress_and_zero_when_finished() -> None:
-    assert progress_json(_progress_row(status="queued", progress=0))["estimatedTimeRemaining"] is None
+    assert (
+        progress_json(_progress_row(status="queued", progress=0))["estimatedTimeRemaining"] is None
+    )
     assert progress_json(_progress_row(status="failed"))["estimatedTimeRemaining"] == 0.0
