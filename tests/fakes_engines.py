@@ -15,9 +15,12 @@ class EchoEngine:
 
     name = "echo"
 
-    def __init__(self, text: str = "hello from the echo engine", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, text: str = "hello from the echo engine", delay_s: float = 0.0, ticks: int = 4
+    ) -> None:
         self.text = text
         self.delay_s = delay_s
+        self.ticks = ticks
         self.calls = 0
 
     async def transcribe(
@@ -25,9 +28,9 @@ class EchoEngine:
     ) -> Transcript:
         self.calls += 1
         await reporter.stage("analyzing")
-        for step in range(1, 5):
-            await asyncio.sleep(self.delay_s / 4)
-            await reporter.progress(step / 4)
+        for step in range(1, self.ticks + 1):
+            await asyncio.sleep(self.delay_s / self.ticks)
+            await reporter.progress(step / self.ticks)
         return Transcript.from_segments([Segment(0, 1000, self.text)], language="en")
 
 
