@@ -127,8 +127,11 @@ class ExpiredJob:
     attempts: int
 
 
-async def reclaim_expired(conn: AsyncConnection, last_error: str) -> list[ExpiredJob]:
-    rows = (await conn.execute(q("reclaim_expired_jobs"), {"last_error": last_error})).mappings()
+async def reclaim_expired(
+    conn: AsyncConnection, last_error: str, limit: int = 100
+) -> list[ExpiredJob]:
+    params = {"last_error": last_error, "limit": limit}
+    rows = (await conn.execute(q("reclaim_expired_jobs"), params)).mappings()
     return [ExpiredJob(**row) for row in rows.all()]
 
 

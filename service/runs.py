@@ -61,6 +61,7 @@ async def _transition(
 async def append_event(
     conn: AsyncConnection, run: Row, event_type: str, payload: dict[str, Any]
 ) -> int:
+    await conn.execute(q("lock_event_order"))
     params = {
         "run_id": run["id"],
         "owner": run["owner"],

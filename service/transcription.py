@@ -79,12 +79,13 @@ async def submit_run(
 
 
 async def cancel_run(ctx: Context, principal: Principal, run_id: uuid.UUID) -> Row:
+    """Cancel the run and its jobs; jobs first, like every transaction (job, run, event)."""
     async with ctx.db.begin() as conn:
         await _visible_run(conn, run_id, principal)
+        await queue.cancel_for_run(conn, run_id)
         change = await runs.cancel(conn, run_id)
         if change is None:
             raise Conflict("The run has already finished, so it cannot be cancelled.")
-        await queue.cancel_for_run(conn, run_id)
         return change.run
 
 

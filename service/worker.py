@@ -162,23 +162,32 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def reclaim_expired(self) -> int:
-        """Requeue jobs of workers that stopped renewing their lease (SIGKILL, lost pod)."""
+        """Requeue jobs of workers that stopped renewing their lease (SIGKILL, lost pod).
+
+        One job per transaction, so locks are always taken job row, then run row, then the
+        event-order lock, as in every other transaction: no deadlocks.
+        """
         error = WorkerLost()
-        async with self.db.begin() as conn:
-            expired = await queue.reclaim_expired(conn, f"{error.code}: {error.message}")
-            for job in expired:
-                handler = self.handlers.get(job.job_type)
-                if handler is None:
-                    continue
-                claimed = queue.ClaimedJob(job.id, job.run_id, job.job_type, job.attempts, 0)
-                if job.status == "failed":
-                    await handler.on_failure(conn, claimed, error)
-                else:
-                    await handler.on_retry(conn, claimed, error)
-        if expired:
-            log.warning("requeued %d job(s) whose worker stopped responding", len(expired))
+        reclaimed = 0
+        while True:
+            async with self.db.begin() as conn:
+                expired = await queue.reclaim_expired(conn, f"{error.code}: {error.message}", 1)
+                for job in expired:
+                    handler = self.handlers.get(job.job_type)
+                    if handler is None:
+                        continue
+                    claimed = queue.ClaimedJob(job.id, job.run_id, job.job_type, job.attempts, 0)
+                    if job.status == "failed":
+                        await handler.on_failure(conn, claimed, error)
+                    else:
+                        await handler.on_retry(conn, claimed, error)
+            if not expired:
+                break
+            reclaimed += 1
+        if reclaimed:
+            log.warning("requeued %d job(s) whose worker stopped responding", reclaimed)
             self._wake.set()
-        return len(expired)
+        return reclaimed
 
     async def _heartbeat(self) -> None:
         params = {

@@ -1,9 +1,11 @@
 """The offline `local` engine: English speech recognition with PocketSphinx, on this machine.
 
-PocketSphinx is single-threaded and runs at a fraction of real time per core, so a long
+PocketSphinx is single-threaded and needs roughly a tenth of real time per core, so a long
 recording is cut at pauses and the chunks are recognised side by side in the shared process
-pool. Each pool process loads the acoustic and language models once and keeps them, since
-loading costs about as much as recognising a few seconds of speech.
+pool, longest first so no core is left with a big chunk at the end. Chunks of about 15 s keep
+the cores evenly loaded and are also cheaper per second than one long utterance, whose search
+grows with its length. Each pool process loads the acoustic and language models once and keeps
+them, since loading costs about as much as recognising a few seconds of speech.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000
-CHUNK_TARGET_MS = 30_000
-CHUNK_MAX_MS = 60_000
+CHUNK_TARGET_MS = 15_000
+CHUNK_MAX_MS = 30_000
 
 _BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 _MS_PER_FRAME = 1000 // FRAMES_PER_SECOND
@@ -51,11 +53,12 @@ class LocalEngine:
         require_english(options.language)
         await reporter.stage("analyzing")
         pcm, spans = await run_cpu(prepare, audio_path)
+        longest_first = sorted(spans, key=lambda span: span[0] - span[1])
         chunks = [
             asyncio.ensure_future(
                 run_cpu(recognise_words, pcm[start * _BYTES_PER_MS : end * _BYTES_PER_MS], start)
             )
-            for start, end in spans
+            for start, end in longest_first
         ]
         words: list[Word] = []
         try:

@@ -79,6 +79,8 @@ RETURNING id, run_id;
 WITH expired AS (
     SELECT id FROM job
     WHERE status = 'processing' AND locked_until < now()
+    ORDER BY locked_until
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
 UPDATE job
@@ -160,6 +162,11 @@ SET status = 'queued', stage = 'queued', progress = 0, error_code = NULL, error_
 WHERE id = :run_id AND status IN ('failed', 'cancelled')
 RETURNING *;
 
+-- lock_event_order --
+-- Serialise run_event inserts until commit, so event ids grow in commit order and a subscriber
+-- resuming "after id N" can never miss an event that committed late with a smaller id.
+SELECT pg_advisory_xact_lock(7262012);
+
 -- append_run_event --
 -- The outbox: every status or stage transition, in the transaction that made it; NOTIFY carries
 -- only ids and small fields so payloads stay far under Postgres's 8000-byte limit.
@@ -171,6 +178,44 @@ WITH event AS (
 SELECT event.id, pg_notify('tapeline_runs', json_build_object(
     'id', event.id, 'runId', event.run_id, 'owner', event.owner, 'type', event.type)::text)
 FROM event;
+
+-- run_events_after --
+-- Replay for the per-run stream: this run's transitions after the client's Last-Event-ID.
+SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
+FROM run_event e JOIN transcript_run r ON r.id = e.run_id
+WHERE e.run_id = :run_id AND e.id > :after_id
+ORDER BY e.id;
+
+-- owner_events_after --
+-- Replay for the global stream: the caller's transitions (everyone's for admin) after an id.
+SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
+FROM run_event e JOIN transcript_run r ON r.id = e.run_id
+WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
+ORDER BY e.id
+LIMIT :limit;
+
+-- events_by_id --
+-- What the LISTEN connection was notified of: the rows behind a batch of NOTIFY ids.
+SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
+FROM run_event e JOIN transcript_run r ON r.id = e.run_id
+WHERE e.id = ANY(CAST(:ids AS bigint[]))
+ORDER BY e.id;
+
+-- last_event_id --
+-- Where the event log ends now; a process starts dispatching from here.
+SELECT coalesce(max(id), 0) FROM run_event;
+
+-- active_runs_snapshot --
+-- The global stream's first message: every queued or processing run the caller may see, and
+-- the event id the snapshot is consistent with (one statement, one MVCC snapshot).
+SELECT (SELECT coalesce(max(id), 0) FROM run_event) AS last_event_id,
+       coalesce(json_agg(json_build_object(
+           'runId', r.id, 'audioId', r.audio_id, 'owner', r.owner, 'status', r.status,
+           'stage', r.stage, 'progress', r.progress, 'attempts', r.attempts,
+           'engine', r.engine, 'createdAt', r.created_at, 'filename', a.filename)
+           ORDER BY r.created_at), '[]') AS runs
+FROM transcript_run r JOIN audio a ON a.id = r.audio_id
+WHERE r.status IN ('queued', 'processing') AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
 
 -- notify_progress --
 -- A progress tick inside a stage: NOTIFY only, no row written.
@@ -196,6 +241,7 @@ LIMIT :limit;
 SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.error_code, r.error_message,
        r.created_at, r.started_at, r.finished_at, now() AS now,
        a.filename, a.duration_ms, a.size_bytes,
+       (SELECT coalesce(max(e.id), 0) FROM run_event e WHERE e.run_id = r.id) AS last_event_id,
        coalesce((SELECT json_agg(json_build_object(
                     'id', j.id, 'jobType', j.job_type, 'status', j.status,
                     'attempts', j.attempts, 'lastError', j.last_error, 'runAfter', j.run_after)
