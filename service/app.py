@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.api import admin, audio, health, runs
+from service.api import admin, audio, events, health, runs
 from service.config import Settings, get_settings
 from service.context import open_context
 from service.cpu import shutdown_cpu_pool
@@ -30,9 +30,11 @@ ROUTES = [
     Route("/api/transcribe", runs.transcribe, methods=["POST"]),
     Route("/api/runs", runs.create_run, methods=["POST"]),
     Route("/api/runs", runs.list_runs, methods=["GET"]),
+    Route("/api/runs/events", events.global_stream, methods=["GET"]),
     Route("/api/runs/{run_id}", runs.get_run, methods=["GET"]),
     Route("/api/runs/{run_id}/transcript", runs.get_transcript, methods=["GET"]),
     Route("/api/runs/{run_id}/progress", runs.get_progress, methods=["GET"]),
+    Route("/api/runs/{run_id}/events", events.run_stream, methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/retry", runs.retry, methods=["POST"]),
     Route("/api/admin/worker", admin.worker_state, methods=["GET"]),
@@ -81,6 +83,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_context(settings, engines=engines) as ctx:
             app.state.ctx = ctx
+            ctx.hub = ctx.make_hub()
+            await ctx.hub.start()
             if with_worker:
                 ctx.worker = ctx.make_worker()
                 await ctx.worker.start()

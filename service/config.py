@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     job_lease_ms: int = Field(30_000, ge=300)
     worker_shutdown_grace_ms: int = Field(25_000, ge=0)
 
+    sse_heartbeat_ms: int = Field(15_000, ge=100)
+    sse_retry_ms: int = Field(3_000, ge=0)
+    sse_buffer_messages: int = Field(1_000, ge=1)
+    sse_send_timeout_ms: int = Field(10_000, ge=100)
+
     max_upload_bytes: int = Field(2 * 1024**3, ge=1)
     admin_token: str | None = None
     tapeline_engine: str = "local"

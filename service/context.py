@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.broadcast import Hub
 from service.config import Settings
 from service.database import asyncpg_dsn, create_engine, database_url
 from service.engines import available_engines
@@ -30,10 +31,14 @@ class Context:
     handlers: Mapping[str, JobHandler]
     executor: Executor
     worker: Worker | None = field(default=None)
+    hub: Hub | None = field(default=None)
 
     @property
     def dsn(self) -> str:
         return asyncpg_dsn(self.url)
+
+    def make_hub(self) -> Hub:
+        return Hub(self.db, self.dsn, self.settings.sse_buffer_messages)
 
     def make_worker(self) -> Worker:
         return Worker(self.db, self.dsn, self.settings, self.handlers)
@@ -62,4 +67,6 @@ async def open_context(
     finally:
         if ctx.worker is not None:
             await ctx.worker.stop()
+        if ctx.hub is not None:
+            await ctx.hub.stop()
         await db.dispose()

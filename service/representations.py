@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, RunCancelled
 from service.runs import Row
 
 
@@ -108,3 +109,68 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(created), uuid.UUID(run_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("The `cursor` parameter is not one this server gave out.") from None
+
+
+FINAL_EVENTS = {"succeeded": "done", "failed": "error", "cancelled": "error"}
+
+
+def transcript_url(run_id: object) -> str:
+    return f"/api/runs/{run_id}/transcript"
+
+
+def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
+    """A persisted transition as a stream message, and whether it ends the run.
+
+    `succeeded` is `done` (with the transcript's URL); `failed` and `cancelled` are `error`;
+    every other transition (queued, started, stage, retry_scheduled, ...) is an `update`.
+    """
+    payload = row["payload"]
+    kind = FINAL_EVENTS.get(row["type"], "update")
+    error = None
+    if payload.get("errorCode"):
+        error = {"code": payload["errorCode"], "message": payload.get("errorMessage") or ""}
+    elif row["type"] == "cancelled":
+        error = RunCancelled().to_dict()
+    data: dict[str, Any] = {
+        "event": kind,
+        "runId": str(row["run_id"]),
+        "audioId": str(row["audio_id"]),
+        "transition": row["type"],
+        "status": payload["status"],
+        "stage": payload["stage"],
+        "progress": payload["progress"],
+        "attempts": payload["attempts"],
+        "error": error,
+    }
+    if kind == "done":
+        data["transcriptUrl"] = transcript_url(row["run_id"])
+    return data, kind != "update"
+
+
+def tick_data(note: dict[str, Any]) -> dict[str, Any]:
+    """A progress tick (NOTIFY only) as an `update` message."""
+    return {
+        "event": "update",
+        "runId": str(note["runId"]),
+        "transition": "progress",
+        "status": "processing",
+        "stage": note["stage"],
+        "progress": note["progress"],
+    }
+
+
+def final_event(row: Row) -> dict[str, Any]:
+    """A finished run's progress row in the shape of its last transition, for `event_data`."""
+    return {
+        "run_id": row["id"],
+        "audio_id": row["audio_id"],
+        "type": row["status"],
+        "payload": {
+            "status": row["status"],
+            "stage": row["stage"],
+            "progress": row["progress"],
+            "attempts": row["attempts"],
+            "errorCode": row["error_code"],
+            "errorMessage": row["error_message"],
+        },
+    }

@@ -238,7 +238,8 @@ LIMIT :limit;
 
 -- run_progress --
 -- Everything the /progress endpoint shows, in one indexed query (the polling fallback).
-SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.error_code, r.error_message,
+SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.attempts, r.error_code,
+       r.error_message,
        r.created_at, r.started_at, r.finished_at, now() AS now,
        a.filename, a.duration_ms, a.size_bytes,
        (SELECT coalesce(max(e.id), 0) FROM run_event e WHERE e.run_id = r.id) AS last_event_id,

@@ -1,0 +1,197 @@
+"""Fan-out of run changes to this process's stream subscribers.
+
+One LISTEN connection per process hears every worker and API process. A NOTIFY about a persisted
+transition only wakes the dispatcher, which reads `run_event` after the last id it published:
+event ids grow in commit order (see `lock_event_order`), so reading "after N" is exactly-once and
+in order, and catching up after a lost connection is the same read. Progress ticks are not in the
+table; they are forwarded straight from their NOTIFY payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.listener import Listener
+from service.queries import q
+from service.representations import event_data, tick_data
+
+log = logging.getLogger(__name__)
+
+RUNS_CHANNEL = "tapeline_runs"
+READ_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stream message: `id` is the run_event id of a persisted transition, None for a tick."""
+
+    id: int | None
+    run_id: str
+    owner: str
+    data: dict[str, Any]
+    final: bool = False
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A subscriber's bounded buffer. A subscriber that falls behind is dropped, not waited for:
+    it resumes from the table by Last-Event-ID."""
+
+    run_id: str | None
+    owner: str | None
+    maxsize: int
+    buffer: collections.deque[Message] = field(default_factory=collections.deque)
+    dropped: bool = False
+    closed: bool = False
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, message: Message) -> None:
+        if self.dropped or self.closed:
+            return
+        if len(self.buffer) >= self.maxsize:
+            self.dropped = True
+            self.buffer.clear()
+        else:
+            self.buffer.append(message)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def next(self) -> Message | None:
+        """The next message, or None once the subscription was dropped or closed."""
+        while not self.buffer:
+            if self.dropped or self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return None if self.dropped else self.buffer.popleft()
+
+
+class Hub:
+    def __init__(self, db: AsyncEngine, dsn: str, buffer_size: int = 1000) -> None:
+        self.db = db
+        self.buffer_size = buffer_size
+        self.listener = Listener(dsn, {RUNS_CHANNEL: self._on_notify}, on_reconnect=self._wake_up)
+        self.last_event_id = 0
+        self.delivered = 0
+        self.progress: dict[str, dict[str, Any]] = {}
+        self._by_run: dict[str, set[Subscription]] = collections.defaultdict(set)
+        self._by_owner: dict[str | None, set[Subscription]] = collections.defaultdict(set)
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.db.connect() as conn:
+            self.last_event_id = int((await conn.execute(q("last_event_id"))).scalar_one())
+        await self.listener.start()
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="hub-dispatcher")
+
+    async def stop(self) -> None:
+        for subs in [*self._by_run.values(), *self._by_owner.values()]:
+            for sub in subs:
+                sub.close()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        await self.listener.stop()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(map(len, self._by_run.values())) + sum(map(len, self._by_owner.values()))
+
+    # --- subscribers ---------------------------------------------------------------------------
+
+    def subscribe_run(self, run_id: uuid.UUID) -> Subscription:
+        sub = Subscription(run_id=str(run_id), owner=None, maxsize=self.buffer_size)
+        self._by_run[sub.run_id].add(sub)  # type: ignore[index]
+        return sub
+
+    def subscribe_owner(self, owner: str | None) -> Subscription:
+        """Every run of `owner`; None subscribes to every owner's runs (admin)."""
+        sub = Subscription(run_id=None, owner=owner, maxsize=self.buffer_size)
+        self._by_owner[owner].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        if sub.run_id is not None:
+            _discard(self._by_run, sub.run_id, sub)
+        else:
+            _discard(self._by_owner, sub.owner, sub)
+
+    def _publish(self, message: Message) -> None:
+        targets = [
+            *self._by_run.get(message.run_id, ()),
+            *self._by_owner.get(message.owner, ()),
+            *self._by_owner.get(None, ()),
+        ]
+        for sub in targets:
+            sub.offer(message)
+        self.delivered += len(targets)
+
+    # --- notifications -------------------------------------------------------------------------
+
+    def _on_notify(self, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+        except json.JSONDecodeError:
+            log.warning("ignoring a malformed NOTIFY payload")
+            return
+        if note.get("type") == "progress":
+            run_id = str(note["runId"])
+            self.progress[run_id] = {"stage": note["stage"], "progress": note["progress"]}
+            self._publish(Message(None, run_id, str(note["owner"]), tick_data(note)))
+        else:
+            self._wake.set()
+
+    async def _wake_up(self) -> None:
+        """After a reconnect: read whatever was committed while we were not listening."""
+        self._wake.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._publish_new_events()
+            except Exception:
+                log.exception("reading new run events failed; retrying")
+                await asyncio.sleep(0.5)
+                self._wake.set()
+
+    async def _publish_new_events(self) -> None:
+        while True:
+            params = {"after_id": self.last_event_id, "owner": None, "limit": READ_BATCH}
+            async with self.db.connect() as conn:
+                rows = (await conn.execute(q("owner_events_after"), params)).mappings().all()
+            for row in rows:
+                data, final = event_data(row)
+                run_id = str(row["run_id"])
+                self.progress.pop(run_id, None)
+                self._publish(Message(int(row["id"]), run_id, str(row["owner"]), data, final))
+                self.last_event_id = int(row["id"])
+            if len(rows) < READ_BATCH:
+                return
+
+
+def _discard(index: dict[Any, set[Subscription]], key: Any, sub: Subscription) -> None:
+    """Remove a subscriber, and its key once empty, so nothing outlives a disconnect."""
+    subs = index.get(key)
+    if subs is not None:
+        subs.discard(sub)
+        if not subs:
+            del index[key]
