@@ -17,6 +17,7 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str], None]
+APPLICATION_NAME = "tapeline-listener"  # how these connections show in pg_stat_activity
 
 
 class Listener:
@@ -56,7 +57,9 @@ class Listener:
         while True:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": APPLICATION_NAME}
+                )
                 self._lost.clear()
                 conn.add_termination_listener(lambda _c: self._lost.set())
                 for channel, callback in self.channels.items():

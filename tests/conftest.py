@@ -80,10 +80,14 @@ def settings(database_url: URL, data_dir: Path) -> Settings:
 
 @pytest.fixture
 async def db(database_url: URL) -> AsyncIterator[AsyncEngine]:
-    """An engine on the test database, emptied first."""
+    """An engine on the test database, emptied first.
+
+    Sequences keep counting (no RESTART IDENTITY): running API processes remember the last
+    run_event id they published, exactly as in production, where the log never restarts.
+    """
     engine = create_engine(database_url, pool_size=5)
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
     yield engine
     await engine.dispose()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import resource
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +22,13 @@ async def _state(ctx: Context) -> dict[str, Any]:
         depth = await queue.depth(conn)
     return {
         "worker": ctx.worker.info() if ctx.worker and ctx.worker.running else None,
+        "streams": {
+            "subscribers": ctx.hub.subscriber_count if ctx.hub else 0,
+            "listening": ctx.hub.listener.alive if ctx.hub else False,
+            "delivered": ctx.hub.delivered if ctx.hub else 0,
+            "tasks": len(asyncio.all_tasks()),
+        },
+        "process": {"pid": os.getpid(), "rssBytes": _rss_bytes()},
         "workers": [
             {
                 "id": w["id"],
@@ -58,3 +68,12 @@ async def stop_worker(request: Request) -> JSONResponse:
     if ctx.worker is not None:
         await ctx.worker.stop()
     return JSONResponse(await _state(ctx))
+
+
+def _rss_bytes() -> int:
+    """Current resident memory (Linux /proc), else the peak the OS reports."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -22,7 +22,11 @@ async def readyz(request: Request) -> JSONResponse:
         checks["migrations"] = "current" if revision == head_revision() else f"at {revision}"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
+    if ctx.hub is not None:
+        checks["listener"] = "ok" if ctx.hub.listener.alive else "reconnecting"
+    ready = all(
+        checks.get(k, "ok") in ("ok", "current") for k in ("database", "migrations", "listener")
+    )
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

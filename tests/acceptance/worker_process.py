@@ -48,9 +48,10 @@ class RaceHandler:
     async def on_release(self, conn: AsyncConnection, job: ClaimedJob) -> None: ...
 
 
-async def main(engine_delay: float, concurrency: int) -> None:
+async def main(engine_delay: float, concurrency: int, ticks: int) -> None:
     settings = load_settings()
-    async with open_context(settings, engines={"local": EchoEngine(delay_s=engine_delay)}) as ctx:
+    engine = EchoEngine(delay_s=engine_delay, ticks=ticks)
+    async with open_context(settings, engines={"local": engine}) as ctx:
         handlers = dict(ctx.handlers)
         handlers["race_noop"] = RaceHandler(ctx)
         ctx.handlers = handlers
@@ -67,5 +68,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine-delay", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--ticks", type=int, default=4)
     args = parser.parse_args()
-    asyncio.run(main(args.engine_delay, args.concurrency))
+    asyncio.run(main(args.engine_delay, args.concurrency, args.ticks))
