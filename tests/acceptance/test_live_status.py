@@ -237,7 +237,7 @@ async def test_a_client_that_never_reads_does_not_delay_one_that_does(
     host, port = cluster.api2.removeprefix("http://").split(":")
     stalled = []
     for _ in range(50):
-        reader, writer = await asyncio.open_connection(host, int(port))
+        _reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
             f"GET /api/runs/events?access_token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         )
