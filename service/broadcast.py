@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sse_starlette import ServerSentEvent
 
 from service.listener import Listener
 from service.queries import q
@@ -30,7 +32,7 @@ RUNS_CHANNEL = "tapeline_runs"
 READ_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Message:
     """One stream message: `id` is the run_event id of a persisted transition, None for a tick."""
 
@@ -39,6 +41,16 @@ class Message:
     owner: str
     data: dict[str, Any]
     final: bool = False
+
+    @functools.cached_property
+    def frame(self) -> bytes:
+        """The SSE wire form, encoded once however many subscribers receive it.
+
+        Unnamed (no `event:` line), so `EventSource.onmessage` sees every message.
+        """
+        event_id = str(self.id) if self.id is not None else None
+        data = json.dumps(self.data, default=str)
+        return ServerSentEvent(data=data, id=event_id, sep="\n").encode()
 
 
 @dataclass(eq=False)

@@ -6,7 +6,6 @@ never collides with the browser's connection-error event); its JSON carries `eve
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -33,19 +32,15 @@ def last_event_id(request: Request) -> int | None:
 def _response(ctx: Context, messages: AsyncIterator[Message]) -> EventSourceResponse:
     settings = ctx.settings
 
-    async def encode() -> AsyncIterator[ServerSentEvent]:
-        retry: int | None = settings.sse_retry_ms
+    async def frames() -> AsyncIterator[bytes | ServerSentEvent]:
+        yield ServerSentEvent(retry=settings.sse_retry_ms, sep="\n")
         async for message in messages:
-            yield ServerSentEvent(
-                data=json.dumps(message.data, default=str),
-                id=str(message.id) if message.id is not None else None,
-                retry=retry,
-            )
-            retry = None
+            yield message.frame
 
     return EventSourceResponse(
-        encode(),
+        frames(),
         ping=settings.sse_heartbeat_ms / 1000,
+        sep="\n",
         headers={"Cache-Control": "no-cache"},
         send_timeout=settings.sse_send_timeout_ms / 1000,
     )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.server import api_server, env_with, process, tapeline
-from tests.speech import speak
+from tests.speech import long_recording, speak
 
 SENTENCE = "the quick brown fox jumps over the lazy dog near the river bank"
 
@@ -76,3 +76,28 @@ def test_a_bad_setting_stops_start_up_naming_the_variable(
     result = run_cli(env, "worker")
     assert result.returncode == 2
     assert "MAX_CONCURRENT_JOBS" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_an_api_hosting_a_worker_stays_responsive_while_it_transcribes(
+    subprocess_env: dict[str, str], speech_dir: Path, tmp_path: Path
+) -> None:
+    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="1000")
+    token = run_cli(env, "token", "create", "frank").stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    recording, _ = long_recording(speech_dir / "minute.wav", 1.5)
+    with api_server(env, tmp_path / "serve.log", "--no-migrate") as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            with recording.open("rb") as f:
+                created = await client.post("/api/transcribe", headers=headers, files={"file": f})
+            run_id = created.json()["id"]
+            slowest = 0.0
+            while True:
+                started = time.monotonic()
+                assert (await client.get("/healthz")).status_code == 200
+                slowest = max(slowest, time.monotonic() - started)
+                run = (await client.get(f"/api/runs/{run_id}", headers=headers)).json()
+                if run["status"] not in ("queued", "processing"):
+                    break
+                await asyncio.sleep(0.05)
+    assert run["status"] == "succeeded"
+    assert slowest < 1.0, f"/healthz took {slowest:.2f}s while the worker transcribed"

@@ -61,6 +61,8 @@ async def test_two_worker_processes_never_run_one_job_twice(
     executions = await scalar(db, "SELECT count(*) FROM race_execution")
     distinct = await scalar(db, "SELECT count(DISTINCT job_id) FROM race_execution")
     workers = await scalar(db, "SELECT count(DISTINCT worker_id) FROM race_execution")
+    async with db.begin() as conn:
+        await conn.execute(text("DROP TABLE race_execution"))
     assert (executions, distinct) == (jobs, jobs)
     assert workers == 2, "both processes took part in the race"
 

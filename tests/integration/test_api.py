@@ -323,4 +323,4 @@ async def test_admin_sees_workers_and_can_stop_and_start_this_process_worker(
 async def test_readiness_reports_database_and_migrations(server: str) -> None:
     ready = httpx.get(f"{server}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "migrations": "current"}
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "current", "listener": "ok"}

@@ -51,16 +51,13 @@ async def test_migrations_go_down_to_nothing_and_back_up(
 ) -> None:
     await db.dispose()
     await asyncio.to_thread(downgrade, database_url, "base")
-    async with db.connect() as conn:
-        tables = (
-            (
-                await conn.execute(
-                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                )
+    try:
+        async with db.connect() as conn:
+            listing = await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             )
-            .scalars()
-            .all()
-        )
-    assert set(tables) <= {"alembic_version"}
-    await asyncio.to_thread(upgrade, database_url)
+            tables = set(listing.scalars().all())
+    finally:
+        await asyncio.to_thread(upgrade, database_url)
+    assert tables <= {"alembic_version"}
     assert await current_revision(db) == head_revision()

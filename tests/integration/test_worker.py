@@ -220,3 +220,14 @@ async def test_inline_processing_leaves_the_same_rows_as_a_worker(
             await conn.execute(text("SELECT * FROM job WHERE run_id = :r"), {"r": inline["id"]})
         ).one()
     assert (job.job_type, job.status, job.attempts) == ("transcribe_sync", "succeeded", 1)
+
+
+async def test_workers_wake_on_notify_not_on_the_poll_interval(
+    db: AsyncEngine, running_worker: WorkerFactory
+) -> None:
+    async with running_worker(EchoEngine(), poll_interval_ms=60_000) as ctx:
+        await asyncio.sleep(0.3)
+        run, _ = await queue_run(db, storage=storage_of(ctx))
+        started = time.monotonic()
+        await wait_for_status(db, run["id"], ("succeeded",), timeout=5)
+    assert time.monotonic() - started < 5, "picked up long before the 60 s poll"
