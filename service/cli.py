@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.config import ConfigError, Settings, get_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Tapeline: long audio in, transcripts out.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -89,22 +92,34 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
     from service.cpu import shutdown_cpu_pool
 
     async with open_context(settings) as ctx:
-        ctx.worker = ctx.make_worker()
+        worker = ctx.worker = ctx.make_worker()
         if concurrency:
-            ctx.worker.concurrency = concurrency
+            worker.concurrency = concurrency
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(ctx.worker.stop()))  # type: ignore[union-attr]
-        logging.getLogger("service.worker").info("worker %s started", ctx.worker.id)
-        await ctx.worker.run()
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+        logging.getLogger("service.worker").info("worker %s started", worker.id)
+        await worker.run()
     shutdown_cpu_pool()
 
 
-async def _with_db(settings: Settings):  # type: ignore[no-untyped-def]
+def _with_connection(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Migrate, then run `action` in one transaction on a short-lived connection pool."""
     from service.database import create_engine, database_url
 
-    return create_engine(database_url(settings), pool_size=1)
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> T:
+        db = create_engine(database_url(settings), pool_size=1)
+        try:
+            async with db.begin() as conn:
+                return await action(conn)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 @token_app.command("create")
@@ -112,19 +127,8 @@ def token_create(name: Annotated[str, typer.Argument(help="The owner the token a
     """Create a token for NAME and print it (shown once; only its hash is stored)."""
     from service import tokens
 
-    settings = _settings()
-    _migrate(settings)
-
-    async def run() -> str:
-        db = await _with_db(settings)
-        try:
-            async with db.begin() as conn:
-                token, _ = await tokens.create(conn, name)
-            return token
-        finally:
-            await db.dispose()
-
-    typer.echo(asyncio.run(run()))
+    token, _ = _with_connection(lambda conn: tokens.create(conn, name))
+    typer.echo(token)
 
 
 @token_app.command("list")
@@ -132,23 +136,12 @@ def token_list() -> None:
     """List tokens: owner, prefix, created, revoked."""
     from service import tokens
 
-    settings = _settings()
-    _migrate(settings)
-
-    async def run() -> None:
-        db = await _with_db(settings)
-        try:
-            async with db.connect() as conn:
-                for row in await tokens.list_all(conn):
-                    revoked = row["revoked_at"].isoformat() if row["revoked_at"] else "-"
-                    typer.echo(
-                        f"{row['id']}  {row['owner']:<20} {row['token_prefix']}…  "
-                        f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}"
-                    )
-        finally:
-            await db.dispose()
-
-    asyncio.run(run())
+    for row in _with_connection(tokens.list_all):
+        revoked = row["revoked_at"].isoformat() if row["revoked_at"] else "-"
+        typer.echo(
+            f"{row['id']}  {row['owner']:<20} {row['token_prefix']}…  "
+            f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}"
+        )
 
 
 @token_app.command("revoke")
@@ -156,23 +149,8 @@ def token_revoke(key: Annotated[str, typer.Argument(help="Token id or prefix.")]
     """Revoke a token by the id or prefix `tapeline token list` shows."""
     from service import tokens
 
-    settings = _settings()
-    _migrate(settings)
-
-    async def run() -> int:
-        db = await _with_db(settings)
-        try:
-            async with db.begin() as conn:
-                return len(await tokens.revoke(conn, key))
-        finally:
-            await db.dispose()
-
-    count = asyncio.run(run())
-    if not count:
+    revoked = _with_connection(lambda conn: tokens.revoke(conn, key))
+    if not revoked:
         typer.echo(f"no active token matches {key!r}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"revoked {count} token(s)")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+    typer.echo(f"revoked {len(revoked)} token(s)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -174,3 +174,11 @@ def final_event(row: Row) -> dict[str, Any]:
             "errorMessage": row["error_message"],
         },
     }
+
+
+def page_json(
+    rows: Sequence[Row], limit: int, render: Callable[[Row], dict[str, Any]]
+) -> dict[str, Any]:
+    """A page of a keyset-paginated listing; `nextCursor` is null on the last page."""
+    cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+    return {"items": [render(row) for row in rows], "nextCursor": cursor}

@@ -10,7 +10,7 @@ from service.api.params import limit, path_uuid
 from service.auth import authenticate
 from service.context import Context
 from service.errors import NotFound
-from service.representations import audio_json, decode_cursor, encode_cursor
+from service.representations import audio_json, decode_cursor, page_json
 from service.uploads import receive_audio
 
 
@@ -29,8 +29,7 @@ async def list_audio(request: Request) -> JSONResponse:
     before = decode_cursor(request.query_params.get("cursor"))
     async with ctx.db.connect() as conn:
         rows = await audio_library.list_for(conn, principal.scope, before=before, limit=page)
-    cursor = encode_cursor(rows[-1]) if len(rows) == page else None
-    return JSONResponse({"items": [audio_json(r) for r in rows], "nextCursor": cursor})
+    return JSONResponse(page_json(rows, page, audio_json))
 
 
 async def get_audio(request: Request) -> JSONResponse:

@@ -12,7 +12,7 @@ from service.context import Context
 from service.engines.base import Transcript
 from service.errors import Conflict, InvalidRequest, NotFound
 from service.formats import MEDIA_TYPES, RENDERERS
-from service.representations import decode_cursor, encode_cursor, progress_json, run_json
+from service.representations import decode_cursor, page_json, progress_json, run_json
 from service.runs import ACTIVE_STATUSES, Row
 from service.tokens import Principal
 from service.transcription import cancel_run, retry_run, submit_run
@@ -64,8 +64,7 @@ async def list_runs(request: Request) -> JSONResponse:
     before = decode_cursor(request.query_params.get("cursor"))
     async with ctx.db.connect() as conn:
         rows = await runs.list_for(conn, principal.scope, status=status, before=before, limit=page)
-    cursor = encode_cursor(rows[-1]) if len(rows) == page else None
-    return JSONResponse({"items": [run_json(r) for r in rows], "nextCursor": cursor})
+    return JSONResponse(page_json(rows, page, run_json))
 
 
 async def _visible(request: Request, principal: Principal) -> Row:
