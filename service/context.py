@@ -56,7 +56,7 @@ async def open_context(
     settings: Settings, *, engines: Mapping[str, Engine] | None = None
 ) -> AsyncIterator[Context]:
     url = database_url(settings)
-    db = create_engine(url)
+    db = create_engine(url, pool_size=settings.max_concurrent_jobs + 5)
     storage = LocalStorage(settings.tapeline_data_dir / "blobs")
     engines = dict(engines) if engines is not None else available_engines(settings)
     handlers = transcription_handlers(db, storage, engines)

@@ -1,8 +1,12 @@
-"""Running one claimed job: deadline, lease renewal, cancellation, and recording the outcome.
+"""Running claimed jobs: deadline, leases, cancellation, and recording each outcome.
 
 Used by the worker loop and by the API for inline processing, so both leave the same rows.
-A job's handler does the work; the outcome (success, retry later, fail now) is written in one
+A job's handler does the work; its outcome (success, retry later, fail now) is written in one
 transaction together with the handler's own bookkeeping (the run row and its event).
+
+Two things keep the queue fast when jobs are short: successes that finish while another
+success is being written are recorded together in the next transaction, and one task renews
+the leases of every running job in one statement.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -43,6 +48,14 @@ class JobHandler(Protocol):
     async def on_release(self, conn: AsyncConnection, job: ClaimedJob) -> None: ...
 
 
+@dataclass(slots=True)
+class _Success:
+    job: ClaimedJob
+    handler: JobHandler
+    result: Any
+    written: asyncio.Future[None]
+
+
 class Executor:
     """Executes claimed jobs for one worker identity."""
 
@@ -52,17 +65,30 @@ class Executor:
         settings: Settings,
         handlers: Mapping[str, JobHandler],
         worker_id: str,
+        *,
+        on_handler_done: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.handlers = handlers
         self.worker_id = worker_id
+        self.on_handler_done = on_handler_done
         self._work: dict[int, asyncio.Task[Any]] = {}
+        self._held: set[int] = set()
         self._stopped_by_us: set[int] = set()
+        self._successes: list[_Success] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
 
     @property
     def running_job_ids(self) -> list[int]:
-        return list(self._work)
+        """Jobs whose lease this executor holds (running, or having their outcome written)."""
+        return sorted(self._held)
+
+    @property
+    def busy(self) -> int:
+        """Handlers still working: what a worker's concurrency limit counts."""
+        return len(self._work)
 
     def stop_job(self, job_id: int) -> bool:
         """Abandon a job that was cancelled or whose lease was lost; nothing more is written."""
@@ -75,63 +101,107 @@ class Executor:
 
     async def execute(self, job: ClaimedJob) -> None:
         handler = self.handlers[job.job_type]
+        self._held.add(job.id)
+        self._ensure_keeper()
         work = asyncio.create_task(handler.run(job), name=f"job-{job.id}")
         self._work[job.id] = work
-        keeper = asyncio.create_task(self._keep_lease(job), name=f"lease-{job.id}")
+        work.add_done_callback(lambda _task: self._handler_done(job.id))
         try:
             done, _ = await asyncio.wait({work}, timeout=self.settings.job_timeout_ms / 1000)
             if not done:
                 await self._abandon(work)
                 await self._record_failure(job, handler, JobTimeout())
+            elif job.id in self._stopped_by_us:
                 return
-            if job.id in self._stopped_by_us:
-                return
-            try:
-                result = work.result()
-            except asyncio.CancelledError:
+            elif work.cancelled():
                 await self._record_failure(job, handler, RunCancelled())
-            except Exception as exc:
+            elif (exc := work.exception()) is not None:
                 error = classify(exc)
                 if not isinstance(exc, TapelineError) or error.code == "internal_error":
-                    log.exception("job %s failed unexpectedly", job.id, extra={"job_id": job.id})
+                    log.error("job %s failed unexpectedly", job.id, exc_info=exc)
                 await self._record_failure(job, handler, error)
             else:
-                await self._record_success(job, handler, result)
+                await self._record_success(job, handler, work.result())
         except asyncio.CancelledError:
-            await self._abandon(work)
-            await asyncio.shield(self._release(job, handler))
+            if not work.done():
+                await self._abandon(work)
+                await asyncio.shield(self._release(job, handler))
             raise
         finally:
-            keeper.cancel()
-            self._work.pop(job.id, None)
+            self._held.discard(job.id)
             self._stopped_by_us.discard(job.id)
+
+    def _handler_done(self, job_id: int) -> None:
+        self._work.pop(job_id, None)
+        if self.on_handler_done is not None:
+            self.on_handler_done()
 
     async def _abandon(self, work: asyncio.Task[Any]) -> None:
         """Cancel the handler and give it a moment to clean up, but never wait on it for ever."""
         work.cancel()
         await asyncio.wait({work}, timeout=RELEASE_TIMEOUT_S)
 
-    async def _keep_lease(self, job: ClaimedJob) -> None:
+    # --- leases --------------------------------------------------------------------------------
+
+    def _ensure_keeper(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+
+    async def _keep_leases(self) -> None:
+        """Renew every held lease in one statement; stop jobs that were cancelled or lost."""
         interval = self.settings.job_lease_ms / 3000
-        while True:
+        while self._held:
             await asyncio.sleep(interval)
+            job_ids = list(self._held)
+            if not job_ids:
+                return
             try:
                 async with self.db.begin() as conn:
                     held = await queue.renew_leases(
-                        conn, self.worker_id, [job.id], self.settings.job_lease_ms
+                        conn, self.worker_id, job_ids, self.settings.job_lease_ms
                     )
             except Exception:
-                log.warning("could not renew the lease of job %s; will try again", job.id)
+                log.warning("could not renew leases; will try again", exc_info=True)
                 continue
-            if job.id not in held:
-                log.info("job %s was cancelled or taken over; stopping it", job.id)
-                self.stop_job(job.id)
-                return
+            for job_id in set(job_ids) - held:
+                if self.stop_job(job_id):
+                    log.info("job %s was cancelled or taken over; stopped it", job_id)
+
+    # --- outcomes ------------------------------------------------------------------------------
 
     async def _record_success(self, job: ClaimedJob, handler: JobHandler, result: Any) -> None:
+        written = asyncio.get_running_loop().create_future()
+        self._successes.append(_Success(job, handler, result, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_successes(), name="success-writer")
+        await asyncio.shield(written)
+
+    async def _write_successes(self) -> None:
+        """Write every success waiting, one transaction per batch, until none is left."""
+        while self._successes:
+            batch, self._successes = self._successes, []
+            batch.sort(key=lambda s: s.job.id)
+            try:
+                await self._write_batch(batch)
+            except Exception:
+                log.warning("writing %d successes together failed; one by one", len(batch))
+                for success in batch:
+                    try:
+                        await self._write_batch([success])
+                    except Exception:
+                        log.exception(
+                            "could not record job %s; its lease will expire", success.job.id
+                        )
+            for success in batch:
+                if not success.written.done():
+                    success.written.set_result(None)
+
+    async def _write_batch(self, batch: list[_Success]) -> None:
         async with self.db.begin() as conn:
-            if await queue.finish(conn, job.id, self.worker_id, "succeeded"):
-                await handler.on_success(conn, job, result)
+            held = await queue.finish_succeeded(conn, [s.job.id for s in batch], self.worker_id)
+            for success in batch:
+                if success.job.id in held:
+                    await success.handler.on_success(conn, success.job, success.result)
 
     async def _record_failure(
         self, job: ClaimedJob, handler: JobHandler, error: TapelineError

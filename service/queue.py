@@ -101,6 +101,14 @@ async def finish(
     return (await conn.execute(q("finish_job"), params)).first() is not None
 
 
+async def finish_succeeded(
+    conn: AsyncConnection, job_ids: Sequence[int], worker_id: str
+) -> set[int]:
+    """Record successes in one statement; returns the ids this worker still held."""
+    params = {"job_ids": list(job_ids), "worker_id": worker_id}
+    return {row[0] for row in (await conn.execute(q("finish_jobs_succeeded"), params)).all()}
+
+
 async def schedule_retry(
     conn: AsyncConnection, job_id: int, worker_id: str, last_error: str, delay_ms: int
 ) -> bool:

@@ -47,13 +47,13 @@ class Worker:
         self.handlers = handlers
         self.id = worker_id or new_worker_id()
         self.concurrency = concurrency or settings.max_concurrent_jobs
-        self.executor = Executor(db, settings, handlers, self.id)
+        self._wake = asyncio.Event()
+        self.executor = Executor(db, settings, handlers, self.id, on_handler_done=self._wake.set)
         self.listener = Listener(
             dsn,
             {queue.JOBS_CHANNEL: self._on_job_notify, queue.CANCEL_CHANNEL: self._on_cancel},
         )
         self.state = "stopped"
-        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
@@ -112,7 +112,7 @@ class Worker:
         job_types = list(self.handlers)
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.concurrency - len(self._tasks)
+            free = self._free_slots()
             claimed = []
             if free > 0:
                 try:
@@ -130,6 +130,13 @@ class Worker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll_s)
+
+    def _free_slots(self) -> int:
+        """Slots free for new jobs: a slot frees when its handler returns, while the outcome
+        is still being written, but never more than `concurrency` jobs wait on their writes."""
+        running = self.concurrency - self.executor.busy
+        writing = 2 * self.concurrency - len(self._tasks)
+        return max(0, min(running, writing))
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

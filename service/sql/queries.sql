@@ -58,6 +58,15 @@ SET status = :status, last_error = CAST(:last_error AS text), locked_by = NULL,
 WHERE id = :job_id AND locked_by = :worker_id AND status = 'processing'
 RETURNING id, run_id;
 
+-- finish_jobs_succeeded --
+-- Record many successes in one statement (the executor batches them); only jobs this worker
+-- still holds change, so a job cancelled or taken over meanwhile keeps its new state.
+UPDATE job
+SET status = 'succeeded', last_error = NULL, locked_by = NULL, locked_until = NULL,
+    updated_at = now()
+WHERE id = ANY(CAST(:job_ids AS bigint[])) AND locked_by = :worker_id AND status = 'processing'
+RETURNING id;
+
 -- schedule_retry --
 -- Put a failed attempt back in the queue after a delay (WORKER_RETRY_DELAYS), if still held.
 UPDATE job
