@@ -1,18 +1,20 @@
 """How fast is Tapeline's Postgres queue next to pgqueuer and procrastinate?
 
-On one PostgreSQL server, each queue gets its own fresh database and pushes the same no-op work:
-N jobs enqueued in one batch statement, then consumed by one worker process-equivalent (an
-asyncio consumer in this process) at the same concurrency, until every job is recorded as done
-in the database. For each queue the consumer is started first and warmed up on a small batch
-(not timed), so connection set-up, LISTEN, schema checks and statement preparation are excluded
-alike; then the timed batch is enqueued (timed on its own) and processed (timed from the enqueue's
+On one PostgreSQL server, each queue gets its own fresh database and does the same no-op work:
+N jobs enqueued in one batch statement, then consumed by one worker (an asyncio consumer in this
+process, using the library's own worker API) at the same concurrency, until the database records
+every job as done. Each consumer is started first and warmed up on a small batch (not timed), so
+connecting, LISTEN, schema checks and statement preparation are left out for every queue alike.
+Then the timed batch is enqueued (timed on its own) and processed (timed from the enqueue's
 commit until the database shows every job finished).
 
-    python bench/queue.py [--jobs 10000] [--concurrency 20]
+    python bench/queue.py [--jobs 10000] [--concurrency 20] [--rounds 1]
                           [--database-url postgresql://postgres@127.0.0.1:5432/test]
 
-The URL names an existing database used only to create and drop the scratch databases
-`tapeline_bench`, `pgqueuer_bench` and `procrastinate_bench` on the same server.
+The URL names an existing database, used only to drop and create the scratch databases
+`tapeline_bench`, `pgqueuer_bench` and `procrastinate_bench` on the same server (dropped again at
+the end unless --keep). With --rounds N every queue runs N times, interleaved, and the table shows
+each queue's best round (useful on a shared, noisy machine).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+# `python bench/queue.py` puts bench/ first on sys.path, where this file would shadow the stdlib
+# `queue` that asyncio, asyncpg and psycopg import; swap it for the repository root.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
@@ -46,11 +51,13 @@ from service.schema import upgrade
 from service.worker import Worker
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SCRATCH_DATABASES = ("tapeline_bench", "pgqueuer_bench", "procrastinate_bench")
 NOOP = "noop"
 WARMUP_JOBS = 200
-POLL_S = 1.0  # every consumer's fallback poll interval; all of them wake on NOTIFY
-DONE_POLL_S = 0.005  # how often the database is asked "all done?" once the handlers ran
-TIMEOUT_S = 120.0  # per phase; a stuck queue fails its row instead of hanging the run
+POLL_S = 1.0  # every consumer's fallback poll interval; all of them also wake on NOTIFY
+DONE_POLL_S = 0.005  # how often the database is asked "all done?" once every handler ran
+TIMEOUT_S = 180.0  # per phase: a stuck queue fails its row instead of hanging the run
+STOP_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -100,17 +107,50 @@ async def wait_done(
     """Wait until the handlers ran `target` times in total and the database shows them done."""
     async with asyncio.timeout(TIMEOUT_S):
         await counter.reached.wait()
-        while (done := await finished()) < target:
+        while True:
+            done = await finished()
+            if done >= target:
+                break
             await asyncio.sleep(DONE_POLL_S)
     if done != target:
         raise RuntimeError(f"{what}: expected {target} finished jobs, found {done}")
 
 
-# --- scratch databases -----------------------------------------------------------------------------
+async def timed_batch(
+    counter: Counter,
+    jobs: int,
+    enqueue: Callable[[int], Awaitable[None]],
+    finished: Callable[[], Awaitable[int]],
+    result: Result,
+) -> None:
+    """Warm up on WARMUP_JOBS, then time enqueueing and processing `jobs` more."""
+    counter.expect(WARMUP_JOBS)
+    await enqueue(WARMUP_JOBS)
+    await wait_done(counter, WARMUP_JOBS, finished, f"{result.name} warm-up")
+
+    counter.expect(WARMUP_JOBS + jobs)
+    started = time.perf_counter()
+    await enqueue(jobs)
+    enqueued = time.perf_counter()
+    await wait_done(counter, WARMUP_JOBS + jobs, finished, result.name)
+    result.enqueue_s, result.process_s = enqueued - started, time.perf_counter() - enqueued
 
 
-def scratch_url(admin: URL, name: str) -> URL:
-    return admin.set(database=name)
+async def stop_consumer(task: asyncio.Task[Any], request_stop: Callable[[], object]) -> str | None:
+    """Ask a consumer to stop and wait for it; a failure while stopping is reported, not raised
+    (it happens after the measurement)."""
+    request_stop()
+    try:
+        await asyncio.wait_for(task, STOP_TIMEOUT_S)
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# --- scratch databases ---------------------------------------------------------------------------
 
 
 async def recreate_database(admin: URL, name: str) -> URL:
@@ -120,7 +160,7 @@ async def recreate_database(admin: URL, name: str) -> URL:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return scratch_url(admin, name)
+    return admin.set(database=name)
 
 
 async def drop_database(admin: URL, name: str) -> None:
@@ -131,7 +171,7 @@ async def drop_database(admin: URL, name: str) -> None:
         await conn.close()
 
 
-# --- (a) Tapeline ----------------------------------------------------------------------------------
+# --- (a) Tapeline --------------------------------------------------------------------------------
 
 
 class NoopHandler:
@@ -158,17 +198,24 @@ class NoopHandler:
         pass
 
 
-async def bench_tapeline(admin: URL, jobs: int, concurrency: int) -> Result:
-    result = Result("Tapeline", jobs, note=f"Worker(concurrency={concurrency}), pool 10+10")
-    url = normalize_url((await recreate_database(admin, "tapeline_bench")).render_as_string(False))
-    await asyncio.to_thread(upgrade, url)
+async def bench_tapeline(
+    admin: URL, jobs: int, concurrency: int, pool_size: int | None, name: str
+) -> Result:
+    """A real `Worker` on a migrated database. `pool_size=None` builds the engine exactly as
+    `tapeline worker` does (`create_engine(url)`: 10 pooled + 10 overflow connections)."""
+    pool = (
+        "create_engine(url) as shipped: 10+10" if pool_size is None else f"{pool_size}+{pool_size}"
+    )
+    result = Result(name, jobs, note=f"Worker(concurrency={concurrency}), pool {pool}")
+    url = await recreate_database(admin, "tapeline_bench")
+    await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop
     settings = load_settings(
         database_url=url.render_as_string(hide_password=False),
         poll_interval_ms=int(POLL_S * 1000),
         max_concurrent_jobs=concurrency,
         worker_max_retries=0,
     )
-    db = create_engine(url)  # the pool every Tapeline process uses (pool_size=10)
+    db = create_engine(url) if pool_size is None else create_engine(url, pool_size=pool_size)
     producer = create_engine(url, pool_size=1)  # stands in for the API process
     counter = Counter()
     worker = Worker(
@@ -182,43 +229,33 @@ async def bench_tapeline(admin: URL, jobs: int, concurrency: int) -> Result:
 
     async def succeeded() -> int:
         async with producer.connect() as conn:
-            return int(
-                (
-                    await conn.execute(text("SELECT count(*) FROM job WHERE status = 'succeeded'"))
-                ).scalar_one()
-            )
+            statement = text("SELECT count(*) FROM job WHERE status = 'succeeded'")
+            return int((await conn.execute(statement)).scalar_one())
 
     try:
         await worker.start()
-        counter.expect(WARMUP_JOBS)
-        await enqueue(WARMUP_JOBS)
-        await wait_done(counter, WARMUP_JOBS, succeeded, "Tapeline warm-up")
-
-        counter.expect(WARMUP_JOBS + jobs)
-        started = time.perf_counter()
-        await enqueue(jobs)
-        enqueued = time.perf_counter()
-        await wait_done(counter, WARMUP_JOBS + jobs, succeeded, "Tapeline")
-        result.enqueue_s, result.process_s = enqueued - started, time.perf_counter() - enqueued
+        await timed_batch(counter, jobs, enqueue, succeeded, result)
     finally:
-        await worker.stop(grace_ms=1000)
-        await producer.dispose()
-        await db.dispose()
+        try:
+            await worker.stop(grace_ms=1000)
+        finally:
+            await producer.dispose()
+            await db.dispose()
     return result
 
 
-# --- (b) pgqueuer ----------------------------------------------------------------------------------
+# --- (b) pgqueuer --------------------------------------------------------------------------------
 
 
 async def bench_pgqueuer(admin: URL, jobs: int, concurrency: int, pooled: bool) -> Result:
     from pgqueuer import AsyncpgDriver, AsyncpgPoolDriver, Job, Queries, QueueManager
 
-    batch = min(10, max(1, concurrency // 2))  # 10 is pgqueuer's default; cap must be >= 2x
-    how = "asyncpg pool of 10" if pooled else "one asyncpg connection (its default)"
+    batch = min(10, max(1, concurrency // 2))  # 10 is its default; the cap must be >= 2x batch
+    how = "asyncpg pool of 10" if pooled else "one asyncpg connection (its default driver)"
     result = Result(
         "pgqueuer" + (" (pool)" if pooled else ""),
         jobs,
-        note=f"QueueManager(max_concurrent_tasks={concurrency}, batch_size={batch}), {how}",
+        note=f"QueueManager.run(max_concurrent_tasks={concurrency}, batch_size={batch}), {how}",
     )
     dsn = asyncpg_dsn(await recreate_database(admin, "pgqueuer_bench"))
     producer_conn = await asyncpg.connect(dsn)
@@ -246,8 +283,8 @@ async def bench_pgqueuer(admin: URL, jobs: int, concurrency: int, pooled: bool) 
             ids = await producer.enqueue([NOOP] * n, [None] * n, [0] * n)
             assert len(ids) == n, len(ids)
 
-        async def finished_total() -> int:
-            # pgqueuer moves a finished job from its queue table to its log table.
+        async def finished() -> int:
+            # pgqueuer moves a finished job out of its queue table (into its log table).
             left = int(await producer_conn.fetchval(f"SELECT count(*) FROM {table}"))
             return counter.target - left
 
@@ -259,20 +296,10 @@ async def bench_pgqueuer(admin: URL, jobs: int, concurrency: int, pooled: bool) 
             )
         )
         try:
-            counter.expect(WARMUP_JOBS)
-            await enqueue(WARMUP_JOBS)
-            await wait_done(counter, WARMUP_JOBS, finished_total, "pgqueuer warm-up")
-
-            counter.expect(WARMUP_JOBS + jobs)
-            started = time.perf_counter()
-            await enqueue(jobs)
-            enqueued = time.perf_counter()
-            await wait_done(counter, WARMUP_JOBS + jobs, finished_total, "pgqueuer")
-            result.enqueue_s, result.process_s = enqueued - started, time.perf_counter() - enqueued
+            await timed_batch(counter, jobs, enqueue, finished, result)
         finally:
-            qm.shutdown.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(consumer, 15)
+            if problem := await stop_consumer(consumer, qm.shutdown.set):
+                result.note += f" [error while stopping: {problem}]"
     finally:
         await producer_conn.close()
         if consumer_conn is not None:
@@ -282,7 +309,7 @@ async def bench_pgqueuer(admin: URL, jobs: int, concurrency: int, pooled: bool) 
     return result
 
 
-# --- (c) procrastinate -----------------------------------------------------------------------------
+# --- (c) procrastinate ---------------------------------------------------------------------------
 
 
 async def bench_procrastinate(admin: URL, jobs: int, concurrency: int) -> Result:
@@ -300,34 +327,31 @@ async def bench_procrastinate(admin: URL, jobs: int, concurrency: int) -> Result
             conninfo=conninfo, min_size=pool_size, max_size=pool_size
         )
     )
-    producer_app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=1)
-    )
+    producer_connector = procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=1)
+    producer_app = procrastinate.App(connector=producer_connector)  # stands in for the API
     counter = Counter()
 
     async def noop() -> None:
         counter.hit()
 
-    task = app.task(name=NOOP)(noop)
+    app.task(name=NOOP)(noop)
     producer_task = producer_app.task(name=NOOP)(noop)
 
     async with app.open_async(), producer_app.open_async():
         await producer_app.schema_manager.apply_schema_async()
-        producer_pool = producer_app.connector.pool
 
         async def enqueue(n: int) -> None:
             ids = await producer_task.batch_defer_async(*({} for _ in range(n)))
             assert len(ids) == n, len(ids)
 
         async def succeeded() -> int:
-            async with producer_pool.connection() as conn:
+            async with producer_connector.pool.connection() as conn:
                 cursor = await conn.execute(
                     "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
                 )
                 row = await cursor.fetchone()
                 return int(row[0]) if row else 0
 
-        assert task.name == producer_task.name
         consumer = asyncio.create_task(
             app.run_worker_async(
                 concurrency=concurrency,
@@ -339,125 +363,152 @@ async def bench_procrastinate(admin: URL, jobs: int, concurrency: int) -> Result
             )
         )
         try:
-            counter.expect(WARMUP_JOBS)
-            await enqueue(WARMUP_JOBS)
-            await wait_done(counter, WARMUP_JOBS, succeeded, "procrastinate warm-up")
-
-            counter.expect(WARMUP_JOBS + jobs)
-            started = time.perf_counter()
-            await enqueue(jobs)
-            enqueued = time.perf_counter()
-            await wait_done(counter, WARMUP_JOBS + jobs, succeeded, "procrastinate")
-            result.enqueue_s, result.process_s = enqueued - started, time.perf_counter() - enqueued
+            await timed_batch(counter, jobs, enqueue, succeeded, result)
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(consumer, 15)
+            if problem := await stop_consumer(consumer, consumer.cancel):
+                result.note += f" [error while stopping: {problem}]"
     return result
 
 
-# --- report ----------------------------------------------------------------------------------------
+# --- report --------------------------------------------------------------------------------------
 
 
 def fmt(value: float, spec: str) -> str:
-    return "—" if value != value else format(value, spec)  # NaN-safe
+    return "-" if value != value else format(value, spec)  # NaN-safe
 
 
-def report(results: list[Result], jobs: int, concurrency: int) -> None:
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    rounds = f", best of {args.rounds} rounds" if args.rounds > 1 else ""
     print()
-    print(f"{jobs} no-op jobs per queue, concurrency {concurrency}, same PostgreSQL server")
+    print(
+        f"{args.jobs} no-op jobs per queue, concurrency {args.concurrency}, "
+        f"one PostgreSQL server{rounds}"
+    )
+    width = max(len(r.name) for r in results) + 2
     header = (
-        f"{'queue':<16}{'enqueue s':>10}{'process s':>10}{'total s':>9}"
+        f"{'queue':<{width}}{'enqueue s':>10}{'process s':>10}{'total s':>9}"
         f"{'enqueue/s':>11}{'process/s':>11}{'total/s':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         if not r.ok:
-            print(f"{r.name:<16}failed: {r.error}")
+            print(f"{r.name:<{width}}failed: {r.error}")
             continue
         print(
-            f"{r.name:<16}{r.enqueue_s:>10.3f}{r.process_s:>10.3f}{r.total_s:>9.3f}"
+            f"{r.name:<{width}}{r.enqueue_s:>10.3f}{r.process_s:>10.3f}{r.total_s:>9.3f}"
             f"{fmt(r.rate(r.enqueue_s), ',.0f'):>11}{fmt(r.rate(r.process_s), ',.0f'):>11}"
             f"{fmt(r.rate(r.total_s), ',.0f'):>9}"
         )
     print()
     for r in results:
-        print(f"  {r.name}: {r.note}")
-    by_name = {r.name: r for r in results if r.ok}
-    tapeline = by_name.get("Tapeline")
-    if tapeline is None:
-        return
-    print()
-    for name in ("pgqueuer", "pgqueuer (pool)", "procrastinate"):
-        other = by_name.get(name)
-        if other is None:
-            continue
-        print(
-            f"Tapeline/{name} throughput: total {other.total_s / tapeline.total_s:.2f}x, "
-            f"processing {other.process_s / tapeline.process_s:.2f}x, "
-            f"enqueue {other.enqueue_s / tapeline.enqueue_s:.2f}x"
-            "  (>1 means Tapeline is faster)"
-        )
+        print(f"  {r.name}: {r.note}" if r.note else f"  {r.name}")
+    ok = [r for r in results if r.ok]
+    ours = [r for r in ok if r.name.startswith("Tapeline")]
+    theirs = [r for r in ok if not r.name.startswith("Tapeline")]
+    if ours and theirs:
+        print()
+        print("Throughput ratio Tapeline/other (>1: Tapeline faster): total | processing | enqueue")
+        for mine in ours:
+            for other in theirs:
+                print(
+                    f"  {mine.name} / {other.name}: "
+                    f"{other.total_s / mine.total_s:.2f}x | "
+                    f"{other.process_s / mine.process_s:.2f}x | "
+                    f"{other.enqueue_s / mine.enqueue_s:.2f}x"
+                )
 
 
-async def run_one(name: str, bench: Awaitable[Result]) -> Result:
+# --- main ----------------------------------------------------------------------------------------
+
+
+async def run_one(name: str, bench: Callable[[], Awaitable[Result]]) -> Result:
     print(f"running {name} ...", flush=True)
     try:
-        result = await bench
+        result = await bench()
     except Exception as exc:
         print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
         return Result(name, 0, error=f"{type(exc).__name__}: {exc}")
     print(
-        f"  {name}: enqueue {result.enqueue_s:.3f}s, process {result.process_s:.3f}s",
+        f"  {name}: enqueue {result.enqueue_s:.3f}s, process {result.process_s:.3f}s"
+        f" ({result.rate(result.process_s):,.0f} jobs/s processed)",
         flush=True,
     )
     return result
 
 
+def best(runs: list[Result]) -> Result:
+    ok = [r for r in runs if r.ok]
+    return min(ok, key=lambda r: r.total_s) if ok else runs[0]
+
+
 async def main_async(args: argparse.Namespace) -> list[Result]:
     admin = normalize_url(args.database_url)
-    results = [
-        await run_one("Tapeline", bench_tapeline(admin, args.jobs, args.concurrency)),
-        await run_one("pgqueuer", bench_pgqueuer(admin, args.jobs, args.concurrency, False)),
+    jobs, concurrency = args.jobs, args.concurrency
+    sized = concurrency + 2  # a connection per running job, plus the claim loop and chores
+
+    benches: list[tuple[str, Callable[[], Awaitable[Result]]]] = [
+        ("Tapeline", lambda: bench_tapeline(admin, jobs, concurrency, None, "Tapeline")),
     ]
-    if args.pgqueuer_pool:
-        results.append(
-            await run_one(
-                "pgqueuer (pool)", bench_pgqueuer(admin, args.jobs, args.concurrency, True)
-            )
-        )
+    if not args.no_sized_pool:
+        name = f"Tapeline (pool {sized})"
+        benches.append((name, lambda: bench_tapeline(admin, jobs, concurrency, sized, name)))
+    benches.append(("pgqueuer", lambda: bench_pgqueuer(admin, jobs, concurrency, False)))
+    if not args.no_pgqueuer_pool:
+        benches.append(("pgqueuer (pool)", lambda: bench_pgqueuer(admin, jobs, concurrency, True)))
     if not args.skip_procrastinate:
-        results.append(
-            await run_one(
-                "procrastinate", bench_procrastinate(admin, args.jobs, args.concurrency)
-            )
-        )
-    if not args.keep:
-        for name in ("tapeline_bench", "pgqueuer_bench", "procrastinate_bench"):
-            with contextlib.suppress(Exception):
-                await drop_database(admin, name)
-    return results
+        benches.append(("procrastinate", lambda: bench_procrastinate(admin, jobs, concurrency)))
+
+    runs: dict[str, list[Result]] = {name: [] for name, _ in benches}
+    try:
+        for round_no in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"--- round {round_no}/{args.rounds}", flush=True)
+            for name, bench in benches:
+                runs[name].append(await run_one(name, bench))
+    finally:
+        if not args.keep:
+            for database in SCRATCH_DATABASES:
+                with contextlib.suppress(Exception):
+                    await drop_database(admin, database)
+    return [best(results) for results in runs.values()]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    parser.add_argument("--concurrency", type=int, default=20, help="for every queue")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per queue; best is shown")
     parser.add_argument(
-        "--pgqueuer-pool",
+        "--database-url",
+        default=os.environ.get("DATABASE_URL") or DEFAULT_URL,
+        help="an existing database on the server to use (default: $DATABASE_URL or this)",
+    )
+    parser.add_argument(
+        "--no-sized-pool",
         action="store_true",
-        help="also run pgqueuer over an asyncpg pool instead of its single connection",
+        help="skip the extra Tapeline row with a pool of concurrency+2 connections",
+    )
+    parser.add_argument(
+        "--no-pgqueuer-pool",
+        action="store_true",
+        help="skip the extra pgqueuer row over an asyncpg pool",
     )
     parser.add_argument("--skip-procrastinate", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = parser.parse_args()
+    if args.jobs < 1 or args.rounds < 1:
+        parser.error("--jobs and --rounds must be at least 1")
     if args.concurrency < 2:
         parser.error("--concurrency must be at least 2 (pgqueuer needs twice its batch size)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    results = asyncio.run(main_async(args))
-    report(results, args.jobs, args.concurrency)
+    # procrastinate warns that an App built in __main__ cannot be found by import path; the
+    # worker here runs in this process, so that does not apply.
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
+    report(asyncio.run(main_async(args)), args)
 
 
 if __name__ == "__main__":
