@@ -74,6 +74,7 @@ class Executor:
         self.worker_id = worker_id
         self.on_handler_done = on_handler_done
         self._work: dict[int, asyncio.Task[Any]] = {}
+        self._reserved: set[int] = set()
         self._held: set[int] = set()
         self._stopped_by_us: set[int] = set()
         self._successes: list[_Success] = []
@@ -87,8 +88,12 @@ class Executor:
 
     @property
     def busy(self) -> int:
-        """Handlers still working: what a worker's concurrency limit counts."""
-        return len(self._work)
+        """Handlers working or about to start: what a worker's concurrency limit counts."""
+        return len(self._work) + len(self._reserved)
+
+    def reserve(self, job_id: int) -> None:
+        """Count a just-claimed job as busy before its `execute` task gets to run."""
+        self._reserved.add(job_id)
 
     def stop_job(self, job_id: int) -> bool:
         """Abandon a job that was cancelled or whose lease was lost; nothing more is written."""
@@ -105,6 +110,7 @@ class Executor:
         self._ensure_keeper()
         work = asyncio.create_task(handler.run(job), name=f"job-{job.id}")
         self._work[job.id] = work
+        self._reserved.discard(job.id)
         work.add_done_callback(lambda _task: self._handler_done(job.id))
         try:
             done, _ = await asyncio.wait({work}, timeout=self.settings.job_timeout_ms / 1000)

@@ -123,6 +123,7 @@ class Worker:
                 except Exception:
                     log.exception("claiming jobs failed; retrying after the poll interval")
                 for job in claimed:
+                    self.executor.reserve(job.id)
                     task = asyncio.create_task(self.executor.execute(job), name=f"execute-{job.id}")
                     self._tasks.add(task)
                     task.add_done_callback(self._job_done)

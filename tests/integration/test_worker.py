@@ -19,8 +19,9 @@ from service.engines.base import Engine
 from service.errors import EngineRefused, UpstreamUnavailable
 from service.storage import LocalStorage
 from service.tokens import Principal
+from service.worker import Worker
 from tests.fakes_engines import EchoEngine, HangingEngine, ScriptedEngine
-from tests.integration.helpers import event_types, queue_run, run_state
+from tests.integration.helpers import RecordingHandler, event_types, queue_run, run_state
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Context]]
 
@@ -231,3 +232,30 @@ async def test_workers_wake_on_notify_not_on_the_poll_interval(
         started = time.monotonic()
         await wait_for_status(db, run["id"], ("succeeded",), timeout=5)
     assert time.monotonic() - started < 5, "picked up long before the 60 s poll"
+
+
+async def test_a_worker_never_runs_more_jobs_than_its_concurrency(
+    db: AsyncEngine, settings: Settings, database_dsn: str
+) -> None:
+    running = most = 0
+
+    async def work(_job: object) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    async with db.begin() as conn:
+        await queue.enqueue_many(conn, ["noop"] * 60)
+    handler = RecordingHandler(work)
+    worker = Worker(db, database_dsn, settings, {"noop": handler}, concurrency=4)
+    await worker.start()
+    try:
+        while len(handler.outcomes) < 60:
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    assert most == 4
+    finished = [job_id for _, job_id, _ in handler.outcomes]
+    assert len(finished) == len(set(finished)) == 60
