@@ -1,7 +1,8 @@
 """Shared fixtures: a real PostgreSQL (DATABASE_URL, else an embedded server), migrated once.
 
-Tests get a database of their own on that server (`tapeline_test`), recreated per session and
-emptied before every test that asks for `db`.
+Each test session gets a database of its own on that server (`tapeline_test_<pid>`, so two
+sessions on one machine never meet), dropped at the end, and emptied before every test that
+asks for `db`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from service.config import Settings, load_settings
 from service.database import asyncpg_dsn, create_engine, embedded_url, normalize_url
 from service.schema import upgrade
 
-TEST_DATABASE = "tapeline_test"
+TEST_DATABASE = f"tapeline_test_{os.getpid()}"
 TABLES = "run_event, job, transcript_run, audio, api_token, worker"
 
 
@@ -32,26 +33,28 @@ def _server_url(tmp_root: Path) -> URL:
     return embedded_url(tmp_root / "embedded")
 
 
-async def _recreate(server: URL, name: str) -> None:
+async def _drop(server: URL, name: str, *, create: bool) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(server))
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
     """The migrated test database's URL (asyncpg form)."""
     server = _server_url(tmp_path_factory.mktemp("pg"))
-    asyncio.run(_recreate(server, TEST_DATABASE))
+    asyncio.run(_drop(server, TEST_DATABASE, create=True))
     url = server.set(database=TEST_DATABASE)
     upgrade(url)
-    return url
+    yield url
+    asyncio.run(_drop(server, TEST_DATABASE, create=False))
 
 
 @pytest.fixture(scope="session")
