@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -71,6 +72,9 @@ def serve(
     if not no_migrate:
         _migrate(settings)
     application = create_app(settings, with_worker=not no_worker)
+    # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally then, so exit
+    # hooks run (the embedded database counts the processes using it and stops after the last).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(application, host=host, port=port, timeout_graceful_shutdown=5, log_level="info")
 
 

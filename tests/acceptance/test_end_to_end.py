@@ -67,6 +67,11 @@ async def test_embedded_postgres_is_shared_by_every_command_on_one_data_dir(
         assert httpx.get(f"{base}/readyz").json()["checks"]["database"] == "ok"
     listing = run_cli(env, "token", "list")
     assert "dave" in listing.stdout
+    postmaster = tmp_path / "data" / "postgres" / "postmaster.pid"
+    deadline = time.monotonic() + 10
+    while postmaster.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not postmaster.exists(), "the embedded server stops when its last command exits"
 
 
 def test_a_bad_setting_stops_start_up_naming_the_variable(
