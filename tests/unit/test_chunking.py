@@ -1,0 +1,67 @@
+"""Cuts at pauses: synthetic speech-like tones separated by silences of known positions."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from service.chunking import plan_chunks
+
+RATE = 16_000
+
+
+def tone(ms: int, level: int = 8_000) -> np.ndarray:
+    t = np.arange(ms * RATE // 1000) / RATE
+    noise = np.random.default_rng(ms).normal(0, level / 8, t.size)
+    return (level * np.sin(2 * np.pi * 220 * t) + noise).astype("<i2")
+
+
+def silence(ms: int) -> np.ndarray:
+    return np.zeros(ms * RATE // 1000, dtype="<i2")
+
+
+def recording(pattern: list[tuple[str, int]]) -> tuple[bytes, list[tuple[int, int]]]:
+    """PCM for a pattern of ("speech"|"pause", ms), and where the pauses are."""
+    parts, pauses, at = [], [], 0
+    for kind, ms in pattern:
+        parts.append(tone(ms) if kind == "speech" else silence(ms))
+        if kind == "pause":
+            pauses.append((at, at + ms))
+        at += ms
+    return np.concatenate(parts).tobytes(), pauses
+
+
+def test_spans_are_contiguous_cover_everything_and_cut_inside_pauses() -> None:
+    pattern = [("speech", 7_000), ("pause", 600)] * 12
+    pcm, pauses = recording(pattern)
+    spans = plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000)
+    total = sum(ms for _, ms in pattern)
+    assert spans[0][0] == 0 and abs(spans[-1][1] - total) <= 1
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    for _, cut in spans[:-1]:
+        assert any(start <= cut <= end for start, end in pauses), f"cut at {cut} ms is in speech"
+    assert len(spans) > 3
+
+
+def test_no_span_is_longer_than_the_maximum_even_without_pauses() -> None:
+    pcm, _ = recording([("speech", 95_000)])
+    spans = plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000)
+    assert all(end - start <= 30_000 for start, end in spans)
+    assert spans[-1][1] == 95_000 and len(spans) >= 4
+
+
+def test_a_short_recording_is_one_chunk_and_silence_is_handled() -> None:
+    pcm, _ = recording([("speech", 4_000), ("pause", 500), ("speech", 3_000)])
+    assert plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000) == [(0, 7_500)]
+    assert plan_chunks(b"", RATE) == []
+    quiet = silence(70_000).tobytes()
+    assert all(end - start <= 30_000 for start, end in plan_chunks(quiet, RATE, 15_000, 30_000))
+
+
+def test_the_pause_nearest_the_target_length_wins() -> None:
+    pcm, pauses = recording(
+        [("speech", 5_000), ("pause", 800), ("speech", 9_000), ("pause", 800), ("speech", 20_000)]
+    )
+    first_cut = plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000)[0][1]
+    assert pauses[1][0] <= first_cut <= pauses[1][1], "the pause near 15 s, not the one at 5 s"
