@@ -21,13 +21,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Import from the repository root, not from bench/, whose other scripts (queue.py) would shadow
+# standard-library modules.
+_BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _BENCH_DIR]
+sys.path.insert(0, str(_BENCH_DIR.parent))
 
-from service.audio import decode_pcm16
-from service.cpu import WORKERS_ENV, shutdown_cpu_pool
-from service.engines.base import EngineOptions, Segment
-from service.engines.local import LocalEngine, transcribe_pcm_one_pass
-from tests.speech import long_recording
+from service.audio import decode_pcm16  # noqa: E402
+from service.cpu import WORKERS_ENV, shutdown_cpu_pool  # noqa: E402
+from service.engines.base import EngineOptions, Segment  # noqa: E402
+from service.engines.local import LocalEngine, transcribe_pcm_one_pass  # noqa: E402
+from tests.speech import long_recording  # noqa: E402
 
 
 class _SilentReporter:
