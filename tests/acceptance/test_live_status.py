@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,6 +59,13 @@ async def bearer(db: AsyncEngine, owner: str) -> tuple[str, dict[str, str]]:
     return token, {"Authorization": f"Bearer {token}"}
 
 
+def watch_until_done(client: httpx.AsyncClient, url: str) -> asyncio.Task[Any]:
+    """Read a global stream in the background until some run is done."""
+    return asyncio.create_task(
+        collect(client, url, until=lambda m: any(x.kind == "done" for x in m))
+    )
+
+
 async def start_run(
     client: httpx.AsyncClient, base: str, headers: dict[str, str], clip: Path
 ) -> str:
@@ -81,12 +89,8 @@ async def test_a_subscriber_on_the_other_process_sees_every_transition_in_order(
 ) -> None:
     token, alice = await bearer(db, "alice")
     async with httpx.AsyncClient(timeout=30) as client:
-        everything = asyncio.create_task(
-            collect(
-                client,
-                f"{cluster.api2}/api/runs/events?access_token={token}",
-                until=lambda m: any(x.kind == "done" for x in m),
-            )
+        everything = watch_until_done(
+            client, f"{cluster.api2}/api/runs/events?access_token={token}"
         )
         await asyncio.sleep(0.5)
         run_id = await start_run(client, cluster.api1, alice, cluster.clip)
@@ -192,12 +196,8 @@ async def test_users_only_ever_see_their_own_runs(cluster: Cluster, db: AsyncEng
     bob_token, bob = await bearer(db, "bob")
     async with httpx.AsyncClient(timeout=30) as client:
         assert (await client.get(f"{cluster.api2}/api/runs/events")).status_code == 401
-        bobs_view = asyncio.create_task(
-            collect(
-                client,
-                f"{cluster.api2}/api/runs/events?access_token={bob_token}",
-                until=lambda m: any(x.kind == "done" for x in m),
-            )
+        bobs_view = watch_until_done(
+            client, f"{cluster.api2}/api/runs/events?access_token={bob_token}"
         )
         await asyncio.sleep(0.3)
         alices_run = await start_run(client, cluster.api1, alice, cluster.clip)
@@ -246,12 +246,8 @@ async def test_a_client_that_never_reads_does_not_delay_one_that_does(
         stalled.append(writer)
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            watching = asyncio.create_task(
-                collect(
-                    client,
-                    f"{cluster.api2}/api/runs/events?access_token={token}",
-                    until=lambda m: any(x.kind == "done" for x in m),
-                )
+            watching = watch_until_done(
+                client, f"{cluster.api2}/api/runs/events?access_token={token}"
             )
             await asyncio.sleep(0.3)
             run_id = await start_run(client, cluster.api1, alice, cluster.clip)
