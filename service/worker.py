@@ -72,8 +72,14 @@ class Worker:
         self._wake.set()
         if self._main is not None:
             grace = self.settings.worker_shutdown_grace_ms if grace_ms is None else grace_ms
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._main), grace / 1000 + 10)
+            done, _ = await asyncio.wait({self._main}, timeout=grace / 1000 + 10)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("worker %s stopped with an error", self.id, exc_info=task.exception())
+            if not done:
+                log.error("worker %s did not stop in time; cancelling it", self.id)
+                self._main.cancel()
+                await asyncio.wait({self._main}, timeout=5)
             self._main = None
 
     @property
