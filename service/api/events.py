@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 
-from service import runs
-from service.api.params import path_uuid
+from service.api.runs import visible_run
 from service.auth import authenticate
 from service.broadcast import Hub, Message
 from service.context import Context
-from service.errors import InvalidRequest, NotFound
+from service.errors import InvalidRequest
 from service.streams import global_events, run_events
 
 
@@ -54,12 +53,9 @@ def _hub(ctx: Context) -> Hub:
 async def run_stream(request: Request) -> EventSourceResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    run_id = path_uuid(request, "run_id", "run")
     resume_after = last_event_id(request)
-    async with ctx.db.connect() as conn:
-        if await runs.get(conn, run_id, principal.scope) is None:
-            raise NotFound("No run with that id exists for you.")
-    return _response(ctx, run_events(ctx, _hub(ctx), principal, run_id, resume_after))
+    run = await visible_run(request, principal)
+    return _response(ctx, run_events(ctx, _hub(ctx), principal, run["id"], resume_after))
 
 
 async def global_stream(request: Request) -> EventSourceResponse:

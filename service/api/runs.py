@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -67,23 +71,27 @@ async def list_runs(request: Request) -> JSONResponse:
     return JSONResponse(page_json(rows, page, run_json))
 
 
-async def _visible(request: Request, principal: Principal) -> Row:
+Fetch = Callable[[AsyncConnection, uuid.UUID, str | None], Awaitable[Row | None]]
+
+
+async def visible_run(request: Request, principal: Principal, fetch: Fetch = runs.get) -> Row:
+    """The run named in the path, read with `fetch`, or 404 if the caller may not see it."""
     ctx: Context = request.app.state.ctx
     run_id = path_uuid(request, "run_id", "run")
     async with ctx.db.connect() as conn:
-        run = await runs.get(conn, run_id, principal.scope)
+        run = await fetch(conn, run_id, principal.scope)
     if run is None:
         raise NotFound("No run with that id exists for you.")
     return run
 
 
 async def get_run(request: Request) -> JSONResponse:
-    run = await _visible(request, await authenticate(request))
+    run = await visible_run(request, await authenticate(request))
     return JSONResponse(run_json(run, with_transcript=True))
 
 
 async def get_transcript(request: Request) -> Response:
-    run = await _visible(request, await authenticate(request))
+    run = await visible_run(request, await authenticate(request))
     fmt = request.query_params.get("format", "json")
     if fmt not in RENDERERS:
         raise InvalidRequest(f"`format` must be one of: {', '.join(RENDERERS)}.")
@@ -99,13 +107,7 @@ async def get_transcript(request: Request) -> Response:
 
 
 async def get_progress(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
-    ctx: Context = request.app.state.ctx
-    run_id = path_uuid(request, "run_id", "run")
-    async with ctx.db.connect() as conn:
-        row = await runs.progress(conn, run_id, principal.scope)
-    if row is None:
-        raise NotFound("No run with that id exists for you.")
+    row = await visible_run(request, await authenticate(request), runs.progress)
     return JSONResponse(progress_json(row))
 
 
