@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -10,16 +12,21 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from service.api import admin, audio, events, health, runs
+from service.api import admin, audio, events, health, metrics, openapi, runs
+from service.api import uploads as tus_uploads
+from service.api import web as web_page
 from service.config import Settings, get_settings
 from service.context import open_context
 from service.cpu import shutdown_cpu_pool
 from service.engines.base import Engine
 from service.errors import TapelineError
+from service.event_stream import close_streams_on_shutdown
 
 log = logging.getLogger(__name__)
+
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 
 ROUTES = [
     Route("/healthz", health.healthz),
@@ -30,16 +37,29 @@ ROUTES = [
     Route("/api/transcribe", runs.transcribe, methods=["POST"]),
     Route("/api/runs", runs.create_run, methods=["POST"]),
     Route("/api/runs", runs.list_runs, methods=["GET"]),
-    Route("/api/runs/events", events.global_stream, methods=["GET"]),
+    Route("/api/runs/events", events.StreamEndpoint(events.global_stream), methods=["GET"]),
     Route("/api/runs/{run_id}", runs.get_run, methods=["GET"]),
     Route("/api/runs/{run_id}/transcript", runs.get_transcript, methods=["GET"]),
     Route("/api/runs/{run_id}/progress", runs.get_progress, methods=["GET"]),
-    Route("/api/runs/{run_id}/events", events.run_stream, methods=["GET"]),
+    Route("/api/runs/{run_id}/events", events.StreamEndpoint(events.run_stream), methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/retry", runs.retry, methods=["POST"]),
     Route("/api/admin/worker", admin.worker_state, methods=["GET"]),
     Route("/api/admin/worker", admin.start_worker, methods=["POST"]),
     Route("/api/admin/worker", admin.stop_worker, methods=["DELETE"]),
+    Route("/", web_page.index, methods=["GET"]),
+    Mount("/web", app=web_page.WebFiles(), name="web"),
+    Route("/api/uploads", tus_uploads.options, methods=["OPTIONS"]),
+    Route("/api/uploads/", tus_uploads.options, methods=["OPTIONS"]),
+    Route("/api/uploads", tus_uploads.create, methods=["POST"]),
+    Route("/api/uploads/", tus_uploads.create, methods=["POST"]),
+    Route("/api/uploads/{upload_id}", tus_uploads.options, methods=["OPTIONS"]),
+    Route("/api/uploads/{upload_id}", tus_uploads.get_or_head, methods=["GET", "HEAD"]),
+    Route("/api/uploads/{upload_id}", tus_uploads.patch, methods=["PATCH"]),
+    Route("/api/uploads/{upload_id}", tus_uploads.terminate, methods=["DELETE"]),
+    Route("/api/audio/{audio_id}", audio.delete_audio, methods=["DELETE"]),
+    Route("/metrics", metrics.scrape, methods=["GET"]),
+    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]
 
 HTTP_CODES = {
@@ -70,6 +90,18 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": TapelineError().to_dict()}, status_code=500)
 
 
+def settle_garbage_collector() -> None:
+    """Move start-up's objects (modules, SDKs, settings) out of the collector's way.
+
+    A process holding thousands of streams allocates on every message; with the default
+    thresholds the collector runs often and now and then walks everything alive, which
+    doubled the fan-out's p99 at 5,000 subscribers (bench/sse.py: 767 ms against 402 ms).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -85,12 +117,15 @@ def create_app(
             app.state.ctx = ctx
             ctx.hub = ctx.make_hub()
             await ctx.hub.start()
+            shutdown_watch = asyncio.create_task(close_streams_on_shutdown(ctx.hub))
             if with_worker:
                 ctx.worker = ctx.make_worker()
                 await ctx.worker.start()
+            settle_garbage_collector()
             try:
                 yield
             finally:
+                shutdown_watch.cancel()
                 if ctx.worker is not None:
                     await ctx.worker.stop()
         shutdown_cpu_pool()

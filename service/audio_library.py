@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.audio import probe
+from service.audio import AudioInfo, probe
 from service.cpu import run_cpu
 from service.errors import AudioUnreadable
 from service.queries import q
 from service.runs import Row
-from service.storage import Storage, audio_key
+from service.storage import Storage, audio_key, file_sha256
 from service.uploads import ReceivedUpload
+
+
+async def _probe(path: Path, size_bytes: int) -> AudioInfo:
+    if size_bytes == 0:
+        raise AudioUnreadable("The file is empty. Upload a recording with sound in it.")
+    return await run_cpu(probe, path)
 
 
 async def accept_upload(
     db: AsyncEngine, storage: Storage, owner: str, upload: ReceivedUpload
 ) -> Row:
-    """Probe the staged file; keep it and record it only if it is readable audio."""
+    """Probe the staged file; keep it and record it only if it is readable audio.
+
+    A file whose sha256 matches audio the owner already has returns that audio.
+    """
     try:
-        if upload.size_bytes == 0:
-            raise AudioUnreadable("The file is empty. Upload a recording with sound in it.")
-        info = await run_cpu(probe, upload.path)
+        info = await _probe(upload.path, upload.size_bytes)
         key = audio_key(owner)
         await storage.adopt(upload.path, key)
     finally:
-        upload.path.unlink(missing_ok=True)
+        await asyncio.to_thread(upload.path.unlink, missing_ok=True)
     params: dict[str, Any] = {
         "owner": owner,
         "filename": upload.filename,
@@ -40,12 +49,56 @@ async def accept_upload(
         "sha256": upload.sha256,
         "storage_key": key,
     }
+    return await _record(db, storage, params)
+
+
+async def accept_stored(
+    db: AsyncEngine,
+    storage: Storage,
+    owner: str,
+    key: str,
+    *,
+    filename: str,
+    content_type: str | None,
+) -> Row:
+    """Validate a blob already at `key` (a finished resumable upload) exactly as an upload:
+    probed, hashed, deduplicated. An unreadable blob is deleted and AudioUnreadable raised."""
     try:
-        async with db.begin() as conn:
-            return (await conn.execute(q("insert_audio"), params)).mappings().one()
-    except BaseException:
+        async with storage.local_file(key) as path:
+            size = (await asyncio.to_thread(path.stat)).st_size
+            info = await _probe(path, size)
+            sha256 = await file_sha256(path)
+    except AudioUnreadable:
         await storage.delete(key)
         raise
+    params: dict[str, Any] = {
+        "owner": owner,
+        "filename": filename,
+        "content_type": content_type,
+        "size_bytes": size,
+        "duration_ms": info.duration_ms,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "sha256": sha256,
+        "storage_key": key,
+    }
+    return await _record(db, storage, params)
+
+
+async def _record(db: AsyncEngine, storage: Storage, params: dict[str, Any]) -> Row:
+    """Insert the audio row, or return the owner's audio with the same bytes (the new blob is
+    then removed). An advisory lock on (owner, sha256) makes concurrent duplicates one row."""
+    try:
+        async with db.begin() as conn:
+            await conn.execute(q("lock_audio_sha256"), params)
+            existing = (await conn.execute(q("find_audio_by_sha256"), params)).mappings().first()
+            if existing is None:
+                return (await conn.execute(q("insert_audio"), params)).mappings().one()
+    except BaseException:
+        await storage.delete(params["storage_key"])
+        raise
+    await storage.delete(params["storage_key"])
+    return existing
 
 
 async def get(conn: AsyncConnection, audio_id: uuid.UUID, owner: str | None) -> Row | None:

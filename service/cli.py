@@ -1,4 +1,4 @@
-"""The `tapeline` command: serve, worker, migrate, token."""
+"""The `tapeline` command: serve, worker, migrate, token; transcribe, runs, retry, cancel."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.client_commands import register as register_client_commands
 from service.config import ConfigError, Settings, get_settings
 
 T = TypeVar("T")
@@ -30,10 +31,10 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _setup_logging(settings: Settings) -> None:
+    from service.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
 
 
 def _migrate(settings: Settings) -> None:
@@ -50,8 +51,9 @@ def _migrate(settings: Settings) -> None:
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest revision."""
-    _setup_logging()
-    _migrate(_settings())
+    settings = _settings()
+    _setup_logging(settings)
+    _migrate(settings)
     typer.echo("database schema is current")
 
 
@@ -67,15 +69,22 @@ def serve(
 
     from service.app import create_app
 
-    _setup_logging()
     settings = _settings()
+    _setup_logging(settings)
     if not no_migrate:
         _migrate(settings)
     application = create_app(settings, with_worker=not no_worker)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally then, so exit
     # hooks run (the embedded database counts the processes using it and stops after the last).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(application, host=host, port=port, timeout_graceful_shutdown=5, log_level="info")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=5,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+    )
 
 
 @app.command()
@@ -84,8 +93,8 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Overrides MAX_CONCURRENT_JOBS.")] = None,
 ) -> None:
     """Run a worker alone: claims and transcribes queued jobs until SIGTERM or Ctrl-C."""
-    _setup_logging()
     settings = _settings()
+    _setup_logging(settings)
     if not no_migrate:
         _migrate(settings)
     asyncio.run(_run_worker(settings, concurrency))
@@ -103,7 +112,15 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
-        logging.getLogger("service.worker").info("worker %s started", worker.id)
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port)
+        logging.getLogger("service.worker").info(
+            "worker %s started%s",
+            worker.id,
+            f"; metrics on port {settings.metrics_port}" if settings.metrics_port else "",
+        )
         await worker.run()
     shutdown_cpu_pool()
 
@@ -158,3 +175,6 @@ def token_revoke(key: Annotated[str, typer.Argument(help="Token id or prefix.")]
         typer.echo(f"no active token matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {len(revoked)} token(s)")
+
+
+register_client_commands(app)

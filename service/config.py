@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -44,6 +44,53 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024**3, ge=1)
     admin_token: str | None = None
     tapeline_engine: str = "local"
+
+    storage_url: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str | None = None
+    audio_retention_days: float | None = Field(None, gt=0)
+    transcript_retention_days: float | None = Field(None, gt=0)
+    upload_expiry_hours: float = Field(24, gt=0)
+    min_free_disk_mb: int = Field(0, ge=0)
+    cleanup_interval_ms: int = Field(300_000, ge=100)
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    gemini_upload_timeout_ms: int = Field(600_000, ge=100)
+    gemini_poll_timeout_ms: int = Field(300_000, ge=100)
+    gemini_poll_interval_ms: int = Field(2_000, ge=10)
+    gemini_generate_timeout_ms: int = Field(600_000, ge=100)
+    gemini_chunk_ms: int = Field(2_700_000, ge=10_000)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_transcribe_model: str = "whisper-1"
+    openai_chunk_ms: int = Field(600_000, ge=10_000)
+    openai_max_upload_bytes: int = Field(24 * 1024**2, ge=100_000)
+    engine_request_timeout_ms: int = Field(120_000, ge=100)
+    engine_max_attempts: int = Field(4, ge=1)
+    engine_retry_base_ms: int = Field(1_000, ge=0)
+    engine_retry_max_ms: int = Field(60_000, ge=0)
+    engine_max_concurrent_chunks: int = Field(4, ge=1)
+    analysis_engine: str | None = None
+    analysis_model: str | None = None
+    openai_chunk_format: Literal["flac", "mp3"] = "flac"
+    gemini_chunk_format: Literal["flac", "mp3"] = "mp3"
 
     @field_validator("worker_retry_delays", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.analysis import Analyzer, make_analyzer
 from service.broadcast import Hub
 from service.config import Settings
 from service.database import asyncpg_dsn, create_engine, database_url
@@ -17,7 +18,8 @@ from service.engines.base import Engine
 from service.execution import Executor, JobHandler
 from service.pipeline import TranscriptionHandler
 from service.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
-from service.storage import LocalStorage, Storage
+from service.retention import Janitor
+from service.storage import Storage, open_storage
 from service.worker import Worker, new_worker_id
 
 
@@ -38,16 +40,28 @@ class Context:
         return asyncpg_dsn(self.url)
 
     def make_hub(self) -> Hub:
-        return Hub(self.db, self.dsn, self.settings.sse_buffer_messages)
+        settings = self.settings
+        return Hub(
+            self.db,
+            self.dsn,
+            settings.sse_buffer_messages,
+            heartbeat_s=settings.sse_heartbeat_ms / 1000,
+            send_timeout_s=settings.sse_send_timeout_ms / 1000,
+        )
 
     def make_worker(self) -> Worker:
-        return Worker(self.db, self.dsn, self.settings, self.handlers)
+        worker = Worker(self.db, self.dsn, self.settings, self.handlers)
+        worker.janitor = Janitor(self.db, self.storage, self.settings)
+        return worker
 
 
 def transcription_handlers(
-    db: AsyncEngine, storage: Storage, engines: Mapping[str, Engine]
+    db: AsyncEngine,
+    storage: Storage,
+    engines: Mapping[str, Engine],
+    analyzer: Analyzer | None = None,
 ) -> dict[str, JobHandler]:
-    handler = TranscriptionHandler(db, storage, engines)
+    handler = TranscriptionHandler(db, storage, engines, analyzer)
     return {TRANSCRIBE_LONG: handler, TRANSCRIBE_SYNC: handler}
 
 
@@ -57,9 +71,9 @@ async def open_context(
 ) -> AsyncIterator[Context]:
     url = database_url(settings)
     db = create_engine(url, pool_size=settings.max_concurrent_jobs + 5)
-    storage = LocalStorage(settings.tapeline_data_dir / "blobs")
-    engines = dict(engines) if engines is not None else available_engines(settings)
-    handlers = transcription_handlers(db, storage, engines)
+    storage = open_storage(settings)
+    engines = dict(engines) if engines is not None else available_engines(settings, db)
+    handlers = transcription_handlers(db, storage, engines, make_analyzer(settings))
     executor = Executor(db, settings, handlers, "inline:" + new_worker_id())
     ctx = Context(settings, url, db, storage, engines, handlers, executor)
     try:

@@ -161,3 +161,110 @@ class AudioMissing(TapelineError):
 
     code = "audio_missing"
     http_status = 410
+
+
+# --- uploads, storage and retention ---------------------------------------------------------
+
+
+class Deleted(TapelineError):
+    """That existed once but was deleted (by its owner or by the retention policy)."""
+
+    code = "deleted"
+    http_status = 404
+
+
+class UploadExpired(TapelineError):
+    """The upload was not finished in time (UPLOAD_EXPIRY_HOURS) and was discarded. Start again."""
+
+    code = "upload_expired"
+    http_status = 410
+
+
+class ChecksumMismatch(TapelineError):
+    """The chunk's Upload-Checksum does not match the bytes received; the chunk was discarded.
+    Send it again from the offset the server reports."""
+
+    code = "checksum_mismatch"
+    http_status = 460
+
+
+class OffsetMismatch(TapelineError):
+    """Upload-Offset is not where the upload stands. Ask with HEAD and resume from there."""
+
+    code = "offset_mismatch"
+    http_status = 409
+
+
+class UploadLocked(TapelineError):
+    """Another request is writing to this upload right now. Try again shortly."""
+
+    code = "upload_locked"
+    http_status = 423
+
+
+class TusVersionUnsupported(TapelineError):
+    """This server speaks tus 1.0.0 (send `Tus-Resumable: 1.0.0`)."""
+
+    code = "tus_version_unsupported"
+    http_status = 412
+
+
+class InsufficientStorage(TapelineError):
+    """The server is low on disk space (MIN_FREE_DISK_MB) and refuses uploads for now.
+    Try again later or ask the operator to free space."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
+class StorageWriteFailed(TapelineError):
+    """The transcript could not be stored and read back. Tapeline retries this automatically."""
+
+    code = "storage_write_failed"
+    http_status = 503
+    transient = True
+
+
+# --- cloud engines --------------------------------------------------------------------------
+
+
+class UpstreamRateLimited(TapelineError):
+    """The transcription provider is rate-limiting this server's key. Tapeline waits as long as
+    the provider asks and retries automatically."""
+
+    code = "upstream_rate_limited"
+    http_status = 429
+    transient = True
+
+
+class UpstreamBadResponse(TapelineError):
+    """The transcription provider (or a proxy in front of it) sent an answer that is not what
+    its API promises, such as an HTML error page or cut-off JSON. Tapeline retries this."""
+
+    code = "upstream_bad_response"
+    http_status = 502
+    transient = True
+
+
+class EngineAuthFailed(TapelineError):
+    """The transcription provider rejected this server's API key. The operator must check
+    GEMINI_API_KEY or OPENAI_API_KEY (and that the key may use the configured model)."""
+
+    code = "engine_auth_failed"
+    http_status = 502
+
+
+class ContentRefused(TapelineError):
+    """The transcription provider refused to transcribe this recording's content (a safety or
+    policy filter). Try another engine."""
+
+    code = "content_refused"
+    http_status = 422
+
+
+class AudioTooLong(TapelineError):
+    """The recording is longer or larger than the transcription provider accepts, even cut
+    into chunks. Split it into shorter files, or use another engine."""
+
+    code = "audio_too_long"
+    http_status = 413

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service import queue
+from service import logs, metrics, queue
 from service.config import Settings
 from service.errors import JobTimeout, RunCancelled, TapelineError, classify
 from service.queue import ClaimedJob
@@ -106,6 +107,9 @@ class Executor:
 
     async def execute(self, job: ClaimedJob) -> None:
         handler = self.handlers[job.job_type]
+        bound = logs.bind_job(job.id, job.run_id)
+        started = time.monotonic()
+        log.info("job %s started (%s, attempt %d)", job.id, job.job_type, job.attempts)
         self._held.add(job.id)
         self._ensure_keeper()
         work = asyncio.create_task(handler.run(job), name=f"job-{job.id}")
@@ -114,20 +118,33 @@ class Executor:
         work.add_done_callback(lambda _task: self._handler_done(job.id))
         try:
             done, _ = await asyncio.wait({work}, timeout=self.settings.job_timeout_ms / 1000)
+            error: TapelineError | None = None
             if not done:
                 await self._abandon(work)
-                await self._record_failure(job, handler, JobTimeout())
+                error = JobTimeout()
             elif job.id in self._stopped_by_us:
                 return
             elif work.cancelled():
-                await self._record_failure(job, handler, RunCancelled())
+                error = RunCancelled()
             elif (exc := work.exception()) is not None:
                 error = classify(exc)
                 if not isinstance(exc, TapelineError) or error.code == "internal_error":
                     log.error("job %s failed unexpectedly", job.id, exc_info=exc)
-                await self._record_failure(job, handler, error)
-            else:
+            if error is None:
                 await self._record_success(job, handler, work.result())
+                outcome: str | None = "succeeded"
+            else:
+                outcome = await self._record_failure(job, handler, error)
+            if outcome is not None:
+                engine = str(logs.job_fields().get("engine", job.job_type))
+                metrics.job_outcome(engine, outcome, started, error)
+                log.info(
+                    "job %s %s after %.1fs%s",
+                    job.id,
+                    outcome,
+                    time.monotonic() - started,
+                    f" ({error.code}: {error.message})" if error else "",
+                )
         except asyncio.CancelledError:
             if not work.done():
                 await self._abandon(work)
@@ -136,6 +153,7 @@ class Executor:
         finally:
             self._held.discard(job.id)
             self._stopped_by_us.discard(job.id)
+            logs.reset(bound)
 
     def _handler_done(self, job_id: int) -> None:
         self._work.pop(job_id, None)
@@ -211,17 +229,23 @@ class Executor:
 
     async def _record_failure(
         self, job: ClaimedJob, handler: JobHandler, error: TapelineError
-    ) -> None:
+    ) -> str | None:
+        """Write the failure; the outcome recorded (cancelled, retried, failed), or None when
+        this worker no longer held the job."""
         last_error = f"{error.code}: {error.message}"
         async with self.db.begin() as conn:
             if isinstance(error, RunCancelled):
-                await queue.finish(conn, job.id, self.worker_id, "cancelled", last_error)
+                if await queue.finish(conn, job.id, self.worker_id, "cancelled", last_error):
+                    return "cancelled"
             elif error.transient and not job.last_attempt:
                 delay = self.settings.retry_delay_ms(job.attempts)
                 if await queue.schedule_retry(conn, job.id, self.worker_id, last_error, delay):
                     await handler.on_retry(conn, job, error)
+                    return "retried"
             elif await queue.finish(conn, job.id, self.worker_id, "failed", last_error):
                 await handler.on_failure(conn, job, error)
+                return "failed"
+        return None
 
     async def _release(self, job: ClaimedJob, handler: JobHandler) -> None:
         with contextlib.suppress(Exception):

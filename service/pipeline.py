@@ -6,6 +6,7 @@ ticks), finalizing 90–100. A stage change is a persisted transition; a tick is
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -13,18 +14,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service import audio_library, runs
+from service import audio_library, logs, runs
+from service.analysis import Analyzer, store_analysis
 from service.engines.base import Engine, EngineOptions, Segment, Transcript
 from service.errors import (
     AudioMissing,
     EngineNotConfigured,
     RunCancelled,
+    StorageWriteFailed,
     TapelineError,
     WorkerLost,
 )
+from service.queries import q
 from service.queue import ClaimedJob
 from service.runs import Row
-from service.storage import Storage
+from service.storage import Storage, transcript_key
 
 STAGE_BANDS: dict[str, tuple[int, int]] = {
     "uploading": (0, 10),
@@ -82,13 +86,36 @@ def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:
     return Transcript(text=text, language=transcript.language, segments=tuple(segments))
 
 
+async def store_transcript(storage: Storage, run_id: uuid.UUID, transcript: Transcript) -> None:
+    """Write the transcript to storage and read it back: a run is marked succeeded only after
+    this returns, so every download offered for a succeeded run exists."""
+    key = transcript_key(run_id)
+    data = json.dumps(transcript.to_json(), ensure_ascii=False).encode()
+    try:
+        await storage.put_bytes(key, data)
+        stored = await storage.get_bytes(key)
+    except Exception as exc:
+        raise StorageWriteFailed(
+            f"The transcript could not be stored ({type(exc).__name__}). Tapeline retries this."
+        ) from exc
+    if stored != data:
+        raise StorageWriteFailed("The stored transcript did not read back intact. Retrying.")
+
+
 class TranscriptionHandler:
     """Runs an engine over a run's audio; keeps the run row in step with the job's outcome."""
 
-    def __init__(self, db: AsyncEngine, storage: Storage, engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        storage: Storage,
+        engines: Mapping[str, Engine],
+        analyzer: Analyzer | None = None,
+    ) -> None:
         self.db = db
         self.storage = storage
         self.engines = engines
+        self.analyzer = analyzer
 
     async def run(self, job: ClaimedJob) -> Transcript:
         run_id = _run_id(job)
@@ -100,22 +127,37 @@ class TranscriptionHandler:
                 raise RunCancelled()
             run = change.run
             audio = await audio_library.get(conn, run["audio_id"], None)
+        logs.annotate(engine=run["engine"])
         engine = self.engines.get(run["engine"])
         if engine is None:
             raise EngineNotConfigured(f"The engine {run['engine']!r} is not available here.")
         if audio is None:
             raise AudioMissing()
         reporter = RunReporter(self.db, run)
-        options = EngineOptions(language=run["language"], model=run["model"])
+        options = EngineOptions(language=run["language"], model=run["model"], run_id=run_id)
         try:
             async with self.storage.local_file(audio["storage_key"]) as path:
                 transcript = await engine.transcribe(path, options, reporter)
         except FileNotFoundError:
             raise AudioMissing() from None
         await reporter.stage("finalizing")
-        return checked_transcript(transcript, int(audio["duration_ms"]))
+        checked = checked_transcript(transcript, int(audio["duration_ms"]))
+        await store_transcript(self.storage, run_id, checked)
+        if run.get("analysis_requested"):
+            await self.analyze(run_id, checked)
+        return checked
+
+    async def analyze(self, run_id: uuid.UUID, transcript: Transcript) -> None:
+        """Ask the LLM for the analysis the run requested and keep it with the run."""
+        if self.analyzer is None:
+            raise EngineNotConfigured("This server has no LLM configured for analysis.")
+        result = await self.analyzer.analyze(transcript)
+        async with self.db.begin() as conn:
+            await store_analysis(conn, run_id, result)
 
     async def on_success(self, conn: AsyncConnection, job: ClaimedJob, result: Any) -> None:
+        params = {"run_id": _run_id(job), "transcript_key": transcript_key(_run_id(job))}
+        await conn.execute(q("set_run_transcript_key"), params)
         await runs.succeed(conn, _run_id(job), result)
 
     async def on_retry(self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError) -> None:

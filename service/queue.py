@@ -150,3 +150,9 @@ async def cancel_for_run(conn: AsyncConnection, run_id: uuid.UUID) -> list[int]:
 async def depth(conn: AsyncConnection) -> dict[str, int]:
     rows = (await conn.execute(q("queue_depth"))).all()
     return {status: int(count) for status, count in rows}
+
+
+async def active_depth(conn: AsyncConnection) -> dict[str, int]:
+    """Queued and processing jobs; what a metrics scrape reads every few seconds."""
+    rows = (await conn.execute(q("metrics_queue_depth"))).all()
+    return {status: int(count) for status, count in rows}

@@ -57,6 +57,8 @@ def run_json(row: Row, *, with_transcript: bool = False) -> dict[str, Any]:
     }
     if with_transcript:
         data["transcript"] = row["transcript"]
+    if row.get("analysis_requested"):
+        data["analysis"] = row.get("analysis")
     return data
 
 
@@ -182,3 +184,20 @@ def page_json(
     """A page of a keyset-paginated listing; `nextCursor` is null on the last page."""
     cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
     return {"items": [render(row) for row in rows], "nextCursor": cursor}
+
+
+def upload_json(row: Row) -> dict[str, Any]:
+    """A resumable upload as GET /api/uploads/{id} shows it."""
+    return {
+        "id": str(row["id"]),
+        "owner": row["owner"],
+        "status": row["status"],
+        "length": row["length"],
+        "offset": row["upload_offset"],
+        "metadata": row["metadata"],
+        "audioId": str(row["audio_id"]) if row["audio_id"] else None,
+        "runId": str(row["run_id"]) if row["run_id"] else None,
+        "error": error_json(row),
+        "createdAt": _iso(row["created_at"]),
+        "expiresAt": _iso(row["expires_at"]) if row["status"] == "receiving" else None,
+    }

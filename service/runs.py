@@ -44,6 +44,7 @@ def event_payload(run: Row) -> dict[str, Any]:
         "attempts": run["attempts"],
         "errorCode": run["error_code"],
         "errorMessage": run["error_message"],
+        **({"analysis": run["analysis"]} if run.get("analysis") is not None else {}),
     }
 
 
@@ -88,6 +89,11 @@ async def create_run(
         "language": language,
     }
     row = (await conn.execute(q("insert_run"), params)).mappings().one()
+    return await _queued(conn, row)
+
+
+async def _queued(conn: AsyncConnection, row: Row) -> Change:
+    """A new run's first transition, logged in the same transaction as its row."""
     event_id = await append_event(conn, row, "queued", event_payload(row))
     return Change(run=row, event_id=event_id, event_type="queued")
 
@@ -178,3 +184,32 @@ async def list_for(
 async def progress(conn: AsyncConnection, run_id: uuid.UUID, owner: str | None) -> Row | None:
     params = {"run_id": run_id, "owner": owner}
     return (await conn.execute(q("run_progress"), params)).mappings().first()
+
+
+async def create_run_once(
+    conn: AsyncConnection,
+    *,
+    audio_id: uuid.UUID,
+    owner: str,
+    engine: str,
+    model: str | None,
+    language: str | None,
+    idempotency_key: str,
+) -> Change | None:
+    """Like `create_run`, under an Idempotency-Key: None when the owner already has a run with
+    that key (the unique index decides, so concurrent retries cannot both create one)."""
+    params = {
+        "audio_id": audio_id,
+        "owner": owner,
+        "engine": engine,
+        "model": model,
+        "language": language,
+        "idempotency_key": idempotency_key,
+    }
+    row = (await conn.execute(q("insert_run_idempotent"), params)).mappings().first()
+    return None if row is None else await _queued(conn, row)
+
+
+async def by_idempotency_key(conn: AsyncConnection, owner: str, key: str) -> Row | None:
+    params = {"owner": owner, "idempotency_key": key}
+    return (await conn.execute(q("find_run_by_idempotency_key"), params)).mappings().first()

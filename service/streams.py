@@ -1,19 +1,21 @@
 """What the two SSE streams say, independent of HTTP: catch up from Postgres, then go live.
 
-A stream subscribes to the hub first and reads the table second, so nothing committed in
-between is lost; messages it already covered (id at or below what it sent) are skipped.
+Opening a stream subscribes to the hub first and reads the table second, so nothing committed
+in between is lost; live messages the opening already covered (id at or below `sent`) are
+skipped by the writer.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import runs
 from service.broadcast import Hub, Message, Subscription
-from service.context import Context
 from service.errors import NotFound
 from service.queries import q
 from service.representations import event_data, final_event, progress_json
@@ -22,13 +24,28 @@ from service.tokens import Principal
 REPLAY_LIMIT = 10_000
 
 
-async def run_events(
-    ctx: Context, hub: Hub, principal: Principal, run_id: uuid.UUID, last_event_id: int | None
-) -> AsyncIterator[Message]:
+@dataclass
+class Stream:
+    """A live subscription plus the messages to send before it.
+
+    `sent` is the last run_event id the opening covers; a per-run stream `ends_on_final` (its
+    done or error is the last message) and may be `finished` by its opening alone.
+    """
+
+    sub: Subscription
+    opening: list[Message]
+    sent: int
+    ends_on_final: bool = False
+    finished: bool = False
+
+
+async def open_run_stream(
+    db: AsyncEngine, hub: Hub, principal: Principal, run_id: uuid.UUID, last_event_id: int | None
+) -> Stream:
     """init (or the replay after Last-Event-ID), then live updates until done or error."""
     sub = hub.subscribe_run(run_id)
     try:
-        async with ctx.db.connect() as conn:
+        async with db.connect() as conn:
             row = await runs.progress(conn, run_id, principal.scope)
             if row is None:
                 raise NotFound("No run with that id exists for you.")
@@ -36,46 +53,43 @@ async def run_events(
             if last_event_id is not None:
                 params = {"run_id": run_id, "after_id": last_event_id}
                 replay = (await conn.execute(q("run_events_after"), params)).mappings().all()
-        key, owner = str(run_id), str(row["owner"])
-        if last_event_id is None:
-            sent = int(row["last_event_id"])
-            yield Message(sent, key, owner, {"event": "init", **progress_json(row)})
-        else:
-            sent = last_event_id
-            for event in replay:
-                data, final = event_data(event)
-                sent = int(event["id"])
-                yield Message(sent, key, owner, data, final)
-                if final:
-                    return
-            current = {"event": "update", **progress_json(row), **hub.progress.get(key, {})}
-            yield Message(None, key, owner, current)
-        if row["status"] in runs.FINAL_STATUSES and sent >= int(row["last_event_id"]):
-            data, _ = event_data(final_event(row))
-            yield Message(None, key, owner, data, final=True)
-            return
-        async for message in _live(sub, sent):
-            yield message
-            if message.final:
-                return
-    finally:
+    except BaseException:
         hub.unsubscribe(sub)
+        raise
+    key, owner = str(run_id), str(row["owner"])
+    stream = Stream(sub, [], last_event_id or 0, ends_on_final=True)
+    if last_event_id is None:
+        stream.sent = int(row["last_event_id"])
+        stream.opening.append(
+            Message(stream.sent, key, owner, {"event": "init", **progress_json(row)})
+        )
+    else:
+        for event in replay:
+            data, final = event_data(event)
+            stream.sent = int(event["id"])
+            stream.opening.append(Message(stream.sent, key, owner, data, final))
+            if final:
+                stream.finished = True
+                return stream
+        current = {"event": "update", **progress_json(row), **hub.progress.get(key, {})}
+        stream.opening.append(Message(None, key, owner, current))
+    if row["status"] in runs.FINAL_STATUSES and stream.sent >= int(row["last_event_id"]):
+        data, _ = event_data(final_event(row))
+        stream.opening.append(Message(None, key, owner, data, final=True))
+        stream.finished = True
+    return stream
 
 
-async def global_events(
-    ctx: Context, hub: Hub, principal: Principal, last_event_id: int | None
-) -> AsyncIterator[Message]:
+async def open_global_stream(
+    db: AsyncEngine, hub: Hub, principal: Principal, last_event_id: int | None
+) -> Stream:
     """snapshot of active runs (or the replay after Last-Event-ID), then every change, live."""
     sub = hub.subscribe_owner(principal.scope)
     try:
-        async with ctx.db.connect() as conn:
+        async with db.connect() as conn:
             if last_event_id is None:
-                snapshot = (
-                    (await conn.execute(q("active_runs_snapshot"), {"owner": principal.scope}))
-                    .mappings()
-                    .one()
-                )
-                replay: Sequence[RowMapping] = ()
+                scope = {"owner": principal.scope}
+                snapshot = (await conn.execute(q("active_runs_snapshot"), scope)).mappings().one()
             else:
                 params = {
                     "after_id": last_event_id,
@@ -83,28 +97,17 @@ async def global_events(
                     "limit": REPLAY_LIMIT,
                 }
                 replay = (await conn.execute(q("owner_events_after"), params)).mappings().all()
-        if last_event_id is None:
-            sent = int(snapshot["last_event_id"])
-            yield Message(
-                sent, "", principal.owner, {"event": "snapshot", "runs": snapshot["runs"]}
-            )
-        else:
-            sent = last_event_id
-            for event in replay:
-                data, final = event_data(event)
-                sent = int(event["id"])
-                yield Message(sent, str(event["run_id"]), str(event["owner"]), data, final)
-        async for message in _live(sub, sent):
-            yield message
-    finally:
+    except BaseException:
         hub.unsubscribe(sub)
-
-
-async def _live(sub: Subscription, sent: int) -> AsyncIterator[Message]:
-    """Buffered and live messages, skipping persisted ones the stream already covered."""
-    while (message := await sub.next()) is not None:
-        if message.id is not None:
-            if message.id <= sent:
-                continue
-            sent = message.id
-        yield message
+        raise
+    if last_event_id is None:
+        sent = int(snapshot["last_event_id"])
+        data = {"event": "snapshot", "runs": snapshot["runs"]}
+        return Stream(sub, [Message(sent, "", principal.owner, data)], sent)
+    stream = Stream(sub, [], last_event_id)
+    for event in replay:
+        data, final = event_data(event)
+        stream.sent = int(event["id"])
+        run_id, owner = str(event["run_id"]), str(event["owner"])
+        stream.opening.append(Message(stream.sent, run_id, owner, data, final))
+    return stream

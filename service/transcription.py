@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service import audio_library, queue, runs
+from service import audio_library, queue, runs, tombstones
+from service.analysis import request_analysis, require_analysis
 from service.context import Context
-from service.errors import Conflict, EngineNotConfigured, NotFound
+from service.errors import Conflict, Deleted, EngineNotConfigured, NotFound
 from service.runs import Row
 from service.tokens import Principal
 
@@ -33,8 +35,13 @@ async def submit_run(
     engine: str | None = None,
     language: str | None = None,
     model: str | None = None,
+    idempotency_key: str | None = None,
+    analysis: bool = False,
 ) -> Row:
     """Queue a run for the audio; small audio is processed before this returns.
+
+    With an `idempotency_key` the owner's earlier run under that key is returned instead of
+    a new one, however many retries race.
 
     An inline job is claimed in the transaction that creates it, so no worker can take it; if
     this process dies, its lease expires and a worker finishes it like any other job.
@@ -44,18 +51,32 @@ async def submit_run(
         raise EngineNotConfigured(
             f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
         )
+    if analysis:
+        require_analysis(ctx.settings)
     async with ctx.db.begin() as conn:
         audio = await audio_library.get(conn, audio_id, principal.scope)
         if audio is None:
-            raise NotFound("No audio with that id exists for you.")
-        created = await runs.create_run(
-            conn,
-            audio_id=audio_id,
-            owner=audio["owner"],
-            engine=engine,
-            model=model,
-            language=language,
-        )
+            raise await tombstones.missing(conn, "audio", audio_id, principal.scope)
+        if audio["purged_at"] is not None:
+            raise Deleted("This audio's recording was removed by the retention policy.")
+        fields: dict[str, Any] = {
+            "audio_id": audio_id,
+            "owner": audio["owner"],
+            "engine": engine,
+            "model": model,
+            "language": language,
+        }
+        if idempotency_key is None:
+            created = await runs.create_run(conn, **fields)
+        else:
+            once = await runs.create_run_once(conn, **fields, idempotency_key=idempotency_key)
+            if once is None:
+                earlier = await runs.by_idempotency_key(conn, audio["owner"], idempotency_key)
+                assert earlier is not None
+                return earlier
+            created = once
+        if analysis:
+            await request_analysis(conn, created.run["id"])
         inline = runs_inline(ctx, audio)
         job_id = await queue.enqueue(
             conn,

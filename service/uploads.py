@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 from service.errors import InvalidRequest, TapelineError, UnsupportedMediaType, UploadTooLarge
+from service.metrics import UPLOAD_BYTES
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -141,6 +142,7 @@ async def receive_audio(request: Request, staging: Path, max_bytes: int) -> Rece
             f"The multipart body could not be read ({type(exc).__name__})."
         ) from exc
     collector.close()
+    UPLOAD_BYTES.inc(collector.size)
     if collector.file is None or collector.filename is None:
         await _discard(staging)
         raise InvalidRequest("Send the audio in a multipart field named `file`.")

@@ -17,12 +17,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue
+from service import metrics, queue
 from service.config import Settings
 from service.errors import WorkerLost
 from service.execution import Executor, JobHandler
 from service.listener import Listener
 from service.queries import q
+from service.retention import Janitor
+from service.retention import stop as stop_janitor
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
+        self.janitor: Janitor | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -101,11 +104,13 @@ class Worker:
         await self._heartbeat()
         await self.listener.start()
         chores = asyncio.create_task(self._chores(), name=f"chores-{self.id}")
+        cleanup = self.janitor.start() if self.janitor is not None else None
         try:
             await self._claim_loop()
             await self._drain()
         finally:
             chores.cancel()
+            await stop_janitor(cleanup)
             await self.listener.stop()
             self.state = "stopped"
             with contextlib.suppress(Exception):
@@ -195,6 +200,7 @@ class Worker:
                         await handler.on_failure(conn, claimed, error)
                     else:
                         await handler.on_retry(conn, claimed, error)
+                    metrics.job_reclaimed(error, failed=job.status == "failed")
             if not expired:
                 break
             reclaimed += 1

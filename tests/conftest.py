@@ -21,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings, load_settings
 from service.database import asyncpg_dsn, create_engine, embedded_url, normalize_url
 from service.schema import upgrade
+from tests.s3 import S3Endpoint, moto_server
 
 TEST_DATABASE = f"tapeline_test_{os.getpid()}"
-TABLES = "run_event, job, transcript_run, audio, api_token, worker"
+TABLES = (
+    "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone"
+)
 
 
 def _server_url(tmp_root: Path) -> URL:
@@ -114,3 +117,13 @@ def subprocess_env(database_url: URL, data_dir: Path) -> Iterator[dict[str, str]
         PYTHONUNBUFFERED="1",
     )
     yield env
+
+
+# --- uploads and storage ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """A local S3-compatible server (moto in server mode) for the whole session."""
+    with moto_server() as endpoint:
+        yield endpoint

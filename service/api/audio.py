@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from service import audio_library
+from service import audio_library, retention, tombstones
 from service.api.params import limit, path_uuid
 from service.auth import authenticate
 from service.context import Context
-from service.errors import NotFound
 from service.representations import audio_json, decode_cursor, page_json
+from service.runs import Row
+from service.storage import ensure_free_space
 from service.uploads import receive_audio
 
 
 async def upload_audio(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
+    ensure_free_space(ctx.settings)
     upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
     row = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
     return JSONResponse(audio_json(row), status_code=201)
@@ -32,12 +34,25 @@ async def list_audio(request: Request) -> JSONResponse:
     return JSONResponse(page_json(rows, page, audio_json))
 
 
-async def get_audio(request: Request) -> JSONResponse:
+async def visible_audio(request: Request) -> Row:
+    """The `{audio_id}` audio if the caller may see it; else 404 saying deleted or not found."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     audio_id = path_uuid(request, "audio_id", "audio")
     async with ctx.db.connect() as conn:
         row = await audio_library.get(conn, audio_id, principal.scope)
-    if row is None:
-        raise NotFound("No audio with that id exists for you.")
-    return JSONResponse(audio_json(row))
+        if row is None:
+            raise await tombstones.missing(conn, "audio", audio_id, principal.scope)
+    return row
+
+
+async def get_audio(request: Request) -> JSONResponse:
+    return JSONResponse(audio_json(await visible_audio(request)))
+
+
+async def delete_audio(request: Request) -> Response:
+    """Remove the audio, its blob, its runs (with their jobs, events and transcripts)."""
+    row = await visible_audio(request)
+    ctx: Context = request.app.state.ctx
+    await retention.delete_audio(ctx.db, ctx.storage, row)
+    return Response(status_code=204)

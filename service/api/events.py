@@ -1,4 +1,4 @@
-"""The SSE endpoints: per-run and global streams, built on sse-starlette.
+"""The SSE endpoints: per-run and global streams.
 
 Every message is unnamed (so `EventSource.onmessage` gets all of them and an `error` message
 never collides with the browser's connection-error event); its JSON carries `event`.
@@ -6,43 +6,45 @@ never collides with the browser's connection-error event); its JSON carries `eve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
 
 from service.api.runs import visible_run
 from service.auth import authenticate
-from service.broadcast import Hub, Message
+from service.broadcast import Hub
 from service.context import Context
 from service.errors import InvalidRequest
-from service.streams import global_events, run_events
+from service.event_stream import SubscriptionResponse
+from service.streams import open_global_stream, open_run_stream
+
+MAX_EVENT_ID = 2**63 - 1  # run_event.id is a bigint
 
 
 def last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not raw.isdigit() or int(raw) > MAX_EVENT_ID:
         raise InvalidRequest("Last-Event-ID must be an id this server sent.")
     return int(raw)
 
 
-def _response(ctx: Context, messages: AsyncIterator[Message]) -> EventSourceResponse:
-    settings = ctx.settings
+class StreamEndpoint:
+    """A stream route as a plain ASGI app, so nothing outlives the opening but the stream.
 
-    async def frames() -> AsyncIterator[bytes | ServerSentEvent]:
-        yield ServerSentEvent(retry=settings.sse_retry_ms, sep="\n")
-        async for message in messages:
-            yield message.frame
+    Starlette's function endpoints keep the Request and two closures alive for as long as the
+    response runs: for a stream, hours, times thousands of subscribers. Errors raised while
+    opening still reach the app's exception handlers, as from any endpoint.
+    """
 
-    return EventSourceResponse(
-        frames(),
-        ping=settings.sse_heartbeat_ms / 1000,
-        sep="\n",
-        headers={"Cache-Control": "no-cache"},
-        send_timeout=settings.sse_send_timeout_ms / 1000,
-    )
+    def __init__(self, open_stream: Callable[[Request], Awaitable[SubscriptionResponse]]):
+        self.open_stream = open_stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.open_stream(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def _hub(ctx: Context) -> Hub:
@@ -50,16 +52,18 @@ def _hub(ctx: Context) -> Hub:
     return ctx.hub
 
 
-async def run_stream(request: Request) -> EventSourceResponse:
+async def run_stream(request: Request) -> SubscriptionResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     resume_after = last_event_id(request)
     run = await visible_run(request, principal)
-    return _response(ctx, run_events(ctx, _hub(ctx), principal, run["id"], resume_after))
+    stream = await open_run_stream(ctx.db, _hub(ctx), principal, run["id"], resume_after)
+    return SubscriptionResponse(stream, _hub(ctx), ctx.settings.sse_retry_ms)
 
 
-async def global_stream(request: Request) -> EventSourceResponse:
+async def global_stream(request: Request) -> SubscriptionResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     resume_after = last_event_id(request)
-    return _response(ctx, global_events(ctx, _hub(ctx), principal, resume_after))
+    stream = await open_global_stream(ctx.db, _hub(ctx), principal, resume_after)
+    return SubscriptionResponse(stream, _hub(ctx), ctx.settings.sse_retry_ms)

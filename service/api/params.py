@@ -51,3 +51,23 @@ def limit(request: Request, default: int = 50, maximum: int = 200) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise InvalidRequest(f"`limit` must be a whole number from 1 to {maximum}.")
     return int(raw)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """`Idempotency-Key`: the same key from the same owner returns the same run."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key:
+        return None
+    if len(key) > 255:
+        raise InvalidRequest("Idempotency-Key must be at most 255 characters.")
+    return key
+
+
+def optional_flag(body: dict[str, Any], field: str) -> bool:
+    """A yes/no option: JSON true/false, or "true"/"1"/"false"/"0" from a form."""
+    value = body.get(field)
+    if value is None or value == "" or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise InvalidRequest(f"`{field}` must be true or false.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -9,15 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service import audio_library, runs
-from service.api.params import body_uuid, json_object, limit, optional_str, path_uuid
+from service import audio_library, runs, tombstones
+from service.api.params import (
+    body_uuid,
+    idempotency_key,
+    json_object,
+    limit,
+    optional_flag,
+    optional_str,
+    path_uuid,
+)
 from service.auth import authenticate
 from service.context import Context
-from service.engines.base import Transcript
-from service.errors import Conflict, InvalidRequest, NotFound
+from service.errors import Conflict, InvalidRequest
 from service.formats import MEDIA_TYPES, RENDERERS
 from service.representations import decode_cursor, page_json, progress_json, run_json
+from service.results import stored_transcript
 from service.runs import ACTIVE_STATUSES, Row
+from service.storage import ensure_free_space
 from service.tokens import Principal
 from service.transcription import cancel_run, retry_run, submit_run
 from service.uploads import receive_audio
@@ -43,6 +53,8 @@ async def create_run(request: Request) -> JSONResponse:
         engine=optional_str(body, "engine"),
         language=optional_str(body, "language"),
         model=optional_str(body, "model"),
+        idempotency_key=idempotency_key(request),
+        analysis=optional_flag(body, "analysis"),
     )
     return _submitted(run)
 
@@ -51,10 +63,21 @@ async def transcribe(request: Request) -> JSONResponse:
     """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
+    ensure_free_space(ctx.settings)
     upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
     options = {k: optional_str(upload.fields, k) for k in ("engine", "language", "model")}
+    key = idempotency_key(request)
+    if key is not None:
+        async with ctx.db.connect() as conn:
+            earlier = await runs.by_idempotency_key(conn, principal.owner, key)
+        if earlier is not None:
+            await asyncio.to_thread(upload.path.unlink, missing_ok=True)
+            return _submitted(earlier)
+    analysis = optional_flag(upload.fields, "analysis")
     audio = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
-    run = await submit_run(ctx, principal, audio["id"], **options)
+    run = await submit_run(
+        ctx, principal, audio["id"], **options, idempotency_key=key, analysis=analysis
+    )
     return _submitted(run)
 
 
@@ -80,8 +103,8 @@ async def visible_run(request: Request, principal: Principal, fetch: Fetch = run
     run_id = path_uuid(request, "run_id", "run")
     async with ctx.db.connect() as conn:
         run = await fetch(conn, run_id, principal.scope)
-    if run is None:
-        raise NotFound("No run with that id exists for you.")
+        if run is None:
+            raise await tombstones.missing(conn, "run", run_id, principal.scope)
     return run
 
 
@@ -97,7 +120,7 @@ async def get_transcript(request: Request) -> Response:
         raise InvalidRequest(f"`format` must be one of: {', '.join(RENDERERS)}.")
     if run["status"] != "succeeded" or run["transcript"] is None:
         raise Conflict(f"The run is {run['status']}; its transcript exists once it has succeeded.")
-    transcript = Transcript.from_json(run["transcript"])
+    transcript = await stored_transcript(request.app.state.ctx, run)
     filename = f"transcript-{run['id']}.{fmt}"
     return Response(
         RENDERERS[fmt](transcript),

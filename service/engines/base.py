@@ -6,6 +6,7 @@ Every engine (the offline `local` one, Gemini, OpenAI) implements `Engine`. Erro
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,8 @@ class EngineOptions:
 
     language: str | None = None
     model: str | None = None
+    run_id: uuid.UUID | None = None
+    """The run being transcribed, so engines can keep finished chunks for a retry."""
 
 
 class Reporter(Protocol):

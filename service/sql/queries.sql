@@ -312,3 +312,181 @@ SET heartbeat_at = now(), state = EXCLUDED.state, concurrency = EXCLUDED.concurr
 -- Every registered worker, most recently alive first.
 SELECT id, hostname, pid, started_at, heartbeat_at, state, concurrency, current_jobs
 FROM worker ORDER BY heartbeat_at DESC;
+
+-- --- uploads, tombstones, retention, idempotency ---------------------------------------------
+
+-- insert_upload --
+-- Start a tus upload: its state lives here so any API process can take the next request.
+INSERT INTO upload (owner, length, metadata, storage_key, expires_at)
+VALUES (:owner, :length, CAST(:metadata AS jsonb), :storage_key,
+        now() + make_interval(secs => :expiry_s))
+RETURNING *, now() AS now;
+
+-- get_upload --
+-- One upload, if the caller may see it (owner NULL means admin), with the database's clock.
+SELECT *, now() AS now FROM upload
+WHERE id = :upload_id AND (CAST(:owner AS text) IS NULL OR owner = :owner);
+
+-- lock_upload --
+-- Take the upload for one PATCH: a lease, so two requests never append at once and a crashed
+-- process's lease simply runs out.
+UPDATE upload
+SET lock_token = :token, locked_until = now() + make_interval(secs => :lease_s), updated_at = now()
+WHERE id = :upload_id AND owner = :owner AND status = 'receiving' AND expires_at > now()
+  AND (lock_token IS NULL OR locked_until < now())
+RETURNING *, now() AS now;
+
+-- renew_upload_lock --
+-- A long PATCH keeps its lease while bytes keep arriving.
+UPDATE upload SET locked_until = now() + make_interval(secs => :lease_s)
+WHERE id = :upload_id AND lock_token = :token
+RETURNING id;
+
+-- release_upload_lock --
+-- A PATCH that stored nothing (bad checksum, wrong offset) gives the upload back.
+UPDATE upload SET lock_token = NULL, locked_until = NULL
+WHERE id = :upload_id AND lock_token = :token;
+
+-- commit_upload_bytes --
+-- The bytes of one PATCH are durable in storage: record the new offset and the backend's state;
+-- the expiry restarts, so a slow but living upload is not discarded.
+UPDATE upload
+SET upload_offset = :upload_offset, storage_state = CAST(:storage_state AS jsonb),
+    lock_token = NULL, locked_until = NULL, updated_at = now(),
+    expires_at = now() + make_interval(secs => :expiry_s)
+WHERE id = :upload_id AND lock_token = :token
+RETURNING *, now() AS now;
+
+-- finish_upload --
+-- The upload became audio (and maybe a run), or failed validation: it is no longer receiving.
+UPDATE upload
+SET status = :status, audio_id = CAST(:audio_id AS uuid), run_id = CAST(:run_id AS uuid),
+    error_code = CAST(:error_code AS text), error_message = CAST(:error_message AS text),
+    updated_at = now()
+WHERE id = :upload_id
+RETURNING *, now() AS now;
+
+-- delete_upload --
+-- Termination (tus DELETE) or cleanup: the row goes; the caller removes the bytes.
+DELETE FROM upload WHERE id = :upload_id RETURNING *;
+
+-- expired_uploads --
+-- Unfinished uploads past their expiry, oldest first, for the cleanup to discard.
+SELECT * FROM upload
+WHERE status = 'receiving' AND expires_at < now() AND (lock_token IS NULL OR locked_until < now())
+ORDER BY expires_at
+LIMIT :limit;
+
+-- insert_tombstone --
+-- Remember that something existed, so its 404 can say `deleted` rather than `not_found`.
+INSERT INTO tombstone (id, kind, owner, reason) VALUES (:id, :kind, :owner, :reason)
+ON CONFLICT (id) DO NOTHING;
+
+-- insert_run_tombstones --
+-- Remember every run of an audio that is about to be deleted with it.
+INSERT INTO tombstone (id, kind, owner, reason)
+SELECT id, 'run', owner, :reason FROM transcript_run WHERE audio_id = :audio_id
+ON CONFLICT (id) DO NOTHING;
+
+-- get_tombstone --
+-- Why an id the caller asks for is gone, if it ever existed for them.
+SELECT kind, reason, deleted_at FROM tombstone
+WHERE id = :id AND kind = :kind AND (CAST(:owner AS text) IS NULL OR owner = :owner);
+
+-- lock_audio_sha256 --
+-- Serialise inserts of one owner's identical files, so concurrent duplicates become one audio.
+SELECT pg_advisory_xact_lock(hashtextextended(:owner || ':' || :sha256, 0));
+
+-- find_audio_by_sha256 --
+-- An owner's existing audio with the same bytes (duplicates return it instead of a new row).
+SELECT * FROM audio WHERE owner = :owner AND sha256 = :sha256 AND purged_at IS NULL
+ORDER BY created_at LIMIT 1;
+
+-- delete_audio --
+-- DELETE /api/audio/{id} and retention: the row goes, its runs, jobs and events cascade.
+DELETE FROM audio WHERE id = :audio_id RETURNING *;
+
+-- audio_transcript_keys --
+-- The stored transcripts of an audio's runs, to remove with it.
+SELECT transcript_key FROM transcript_run WHERE audio_id = :audio_id AND transcript_key IS NOT NULL;
+
+-- set_run_transcript_key --
+-- Record where a run's transcript was stored, just before the run is marked succeeded.
+UPDATE transcript_run SET transcript_key = :transcript_key WHERE id = :run_id;
+
+-- find_run_by_idempotency_key --
+-- A submission retried with the same Idempotency-Key returns the run the first one made.
+SELECT * FROM transcript_run WHERE owner = :owner AND idempotency_key = :idempotency_key;
+
+-- insert_run_idempotent --
+-- Create a queued run under an Idempotency-Key; the unique index makes concurrent retries
+-- create one run (the losers get no row and read the winner's).
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, idempotency_key)
+VALUES (:audio_id, :owner, :engine, :model, :language, :idempotency_key)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *;
+
+-- try_cleanup_lock --
+-- Only the worker holding this session lock runs the retention cleanup, cluster-wide.
+SELECT pg_try_advisory_lock(7262013);
+
+-- release_cleanup_lock --
+-- The cleanup pass is over; another worker may take the next one.
+SELECT pg_advisory_unlock(7262013);
+
+-- audio_past_retention --
+-- Audio older than AUDIO_RETENTION_DAYS whose bytes are still stored.
+SELECT * FROM audio
+WHERE purged_at IS NULL AND created_at < now() - make_interval(secs => :retention_s)
+  AND NOT EXISTS (SELECT 1 FROM transcript_run r
+                  WHERE r.audio_id = audio.id AND r.status IN ('queued', 'processing'))
+ORDER BY created_at
+LIMIT :limit;
+
+-- mark_audio_purged --
+-- The audio's bytes were removed by retention; the row stays while its transcripts are kept.
+UPDATE audio SET purged_at = now() WHERE id = :audio_id AND purged_at IS NULL RETURNING id;
+
+-- runs_past_retention --
+-- Finished runs older than TRANSCRIPT_RETENTION_DAYS: their transcripts and rows go.
+SELECT id, owner, transcript_key FROM transcript_run
+WHERE finished_at IS NOT NULL AND finished_at < now() - make_interval(secs => :retention_s)
+ORDER BY finished_at
+LIMIT :limit;
+
+-- delete_run --
+-- Retention removes a run; its jobs and events cascade.
+DELETE FROM transcript_run WHERE id = :run_id RETURNING id;
+
+-- purged_audio_without_runs --
+-- Audio whose bytes are gone and which no run refers to any more: nothing is left to keep.
+SELECT a.* FROM audio a
+WHERE a.purged_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM transcript_run r WHERE r.audio_id = a.id)
+LIMIT :limit;
+-- metrics_queue_depth --
+-- Queued and processing jobs for a Prometheus scrape: only the active statuses, so the count
+-- stays cheap however many finished jobs the table holds (idx_job_status_created).
+SELECT status, count(*) AS jobs FROM job WHERE status IN ('queued', 'processing') GROUP BY status;
+-- record_chunk --
+-- Keep a finished chunk's segments, so a retried job does not send (and pay for) it again.
+INSERT INTO transcript_chunk (run_id, chunk_index, start_ms, end_ms, segments, engine)
+VALUES (:run_id, :chunk_index, :start_ms, :end_ms, CAST(:segments AS jsonb), :engine)
+ON CONFLICT (run_id, chunk_index) DO UPDATE
+SET start_ms = EXCLUDED.start_ms, end_ms = EXCLUDED.end_ms, segments = EXCLUDED.segments,
+    engine = EXCLUDED.engine, created_at = now();
+
+-- finished_chunks --
+-- The chunks of a run already transcribed, in order (by an earlier attempt or this one).
+SELECT chunk_index, start_ms, end_ms, segments, engine FROM transcript_chunk
+WHERE run_id = :run_id ORDER BY chunk_index;
+
+-- request_run_analysis --
+-- Mark a new run as asking for a title, summary and speaker turns after its transcript.
+UPDATE transcript_run SET analysis_requested = true WHERE id = :run_id RETURNING *;
+
+-- store_run_analysis --
+-- Keep the analysis with the run while it is still processing (it is finished right after).
+UPDATE transcript_run SET analysis = CAST(:analysis AS jsonb)
+WHERE id = :run_id AND status = 'processing'
+RETURNING id;

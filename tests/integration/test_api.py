@@ -247,6 +247,8 @@ async def test_bad_input_gets_json_errors_never_a_500(server: str, db: AsyncEngi
         ("GET", "/api/nowhere", {}, 404, "not_found"),
         ("DELETE", "/api/runs", {}, 405, "method_not_allowed"),
         ("GET", "/api/admin/worker", {}, 403, "forbidden"),
+        ("GET", "/api/runs/events?lastEventId=abc", {}, 400, "invalid_request"),
+        ("GET", f"/api/runs/events?lastEventId={2**63}", {}, 400, "invalid_request"),
     ]
     for method, path, kwargs, status, code in cases:
         response = httpx.request(method, f"{server}{path}", headers=alice, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from service.audio import decode_pcm16, probe
@@ -77,3 +78,47 @@ def test_truncated_files_are_refused(spoken: Path, tmp_path: Path, suffix: str) 
     probe(whole)
     with pytest.raises(AudioUnreadable):
         probe(cut)
+
+
+@pytest.mark.parametrize(("suffix", "container", "codec"), [FORMATS[1], FORMATS[4]])
+def test_truncated_flac_and_webm_are_refused(
+    spoken: Path, tmp_path: Path, suffix: str, container: str, codec: str
+) -> None:
+    whole = encode(spoken, tmp_path / f"whole.{suffix}", container, codec)
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(AudioUnreadable):
+        probe(cut)
+
+
+def test_stereo_44k_is_mixed_down_to_16k_mono(spoken: Path, tmp_path: Path) -> None:
+    stereo = tmp_path / "stereo.flac"
+    with av.open(str(spoken)) as src, av.open(str(stereo), "w") as dst:
+        stream = dst.add_stream("flac", rate=44_100, layout="stereo")
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=44_100)
+        for frame in src.decode(audio=0):
+            for out in resampler.resample(frame):
+                dst.mux(stream.encode(out))
+        for out in resampler.resample(None):
+            dst.mux(stream.encode(out))
+        dst.mux(stream.encode(None))
+    info = probe(stereo)
+    assert (info.sample_rate, info.channels, info.codec) == (44_100, 2, "flac")
+    pcm = decode_pcm16(stereo)
+    assert abs(len(pcm) / 32 - probe(spoken).duration_ms) < 50
+    assert np.abs(np.frombuffer(pcm, dtype="<i2")).max() > 1_000
+
+
+def test_a_file_without_an_audio_stream_is_refused(tmp_path: Path) -> None:
+    video = tmp_path / "silent-film.mp4"
+    with av.open(str(video), "w") as dst:
+        stream = dst.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(10):
+            image = np.full((48, 64, 3), index * 20, dtype=np.uint8)
+            dst.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        dst.mux(stream.encode(None))
+    with pytest.raises(AudioUnreadable, match="no audio stream"):
+        probe(video)
+    with pytest.raises(AudioUnreadable, match="no audio stream"):
+        decode_pcm16(video)

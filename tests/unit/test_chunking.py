@@ -65,3 +65,15 @@ def test_the_pause_nearest_the_target_length_wins() -> None:
     )
     first_cut = plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000)[0][1]
     assert pauses[1][0] <= first_cut <= pauses[1][1], "the pause near 15 s, not the one at 5 s"
+
+
+def test_pauses_are_judged_against_the_recordings_own_level() -> None:
+    """A quiet speaker over room hiss: the pauses are far from digital silence, yet found."""
+    pattern = [("speech", 6_000), ("pause", 500)] * 10
+    clean, pauses = recording(pattern)
+    samples = np.frombuffer(clean, dtype="<i2").astype(np.float64) / 40
+    samples += np.random.default_rng(7).normal(0, 30, samples.size)
+    spans = plan_chunks(samples.astype("<i2").tobytes(), RATE, target_ms=15_000, max_ms=30_000)
+    assert len(spans) > 2
+    for _, cut in spans[:-1]:
+        assert any(start <= cut <= end for start, end in pauses), f"cut at {cut} ms is in speech"

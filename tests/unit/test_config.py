@@ -42,3 +42,17 @@ def test_a_bad_value_is_reported_with_its_variable_name(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_provider_keys_never_show_in_the_settings_repr() -> None:
+    settings = load_settings(gemini_api_key="AIza-secret-key", openai_api_key="sk-secret-key")
+    assert "AIza-secret-key" not in repr(settings) and "sk-secret-key" not in str(settings)
+    assert settings.gemini_api_key is not None
+    assert settings.gemini_api_key.get_secret_value() == "AIza-secret-key"
+
+
+def test_a_bad_engine_setting_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="ENGINE_REQUEST_TIMEOUT_MS"):
+        load_settings(engine_request_timeout_ms=0)
+    with pytest.raises(ConfigError, match="OPENAI_CHUNK_FORMAT"):
+        load_settings(openai_chunk_format="wav")

@@ -8,7 +8,7 @@ import pytest
 
 from service.engines.base import EngineOptions
 from service.engines.local import LocalEngine, require_english, words_to_segments
-from service.errors import EngineRefused
+from service.errors import AudioUnreadable, EngineRefused
 from tests.speech import speak
 
 
@@ -51,3 +51,13 @@ def test_words_group_into_segments_at_pauses_and_stay_within_the_audio() -> None
         (0, 900, "hello world"),
         (2_000, 2_500, "again"),
     ]
+
+
+async def test_an_unreadable_upload_fails_with_its_own_code_across_the_pool(
+    tmp_path: Path,
+) -> None:
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio at all\n" * 50)
+    with pytest.raises(AudioUnreadable) as caught:
+        await LocalEngine().transcribe(notes, EngineOptions(), Reporter())
+    assert caught.value.code == "audio_unreadable"

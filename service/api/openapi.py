@@ -1,0 +1,12 @@
+"""/openapi.json: the OpenAPI 3.1 document (service/openapi.py)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.openapi import document
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(document())

@@ -1,0 +1,157 @@
+"""Logging for `serve` and `worker`: one JSON object per line (or plain text), tokens redacted.
+
+A job's `job_id` and `run_id` (and, once known, its `engine`) are bound in a context variable
+where the job starts, so every line logged while it runs carries them, in whichever task.
+Tokens never reach a log: `access_token` query values, `Authorization` values and anything
+shaped like a Tapeline token are replaced before a line is written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import IO, Any
+
+REDACTED = "[redacted]"
+CONTEXT_FIELDS = ("run_id", "job_id", "engine")
+
+_PATTERNS = (
+    re.compile(r"(?i)(access_token=)[^&\s\"']+"),
+    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}\\]+"),
+    re.compile(r"(?i)(\bbearer\s+)[\w.~+/=-]+"),
+    re.compile(r"\b(tl_)[\w-]{8,}"),
+)
+
+_job: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tapeline_job", default=None
+)
+
+
+def redact(text: str) -> str:
+    """`text` with every token-looking value replaced by `[redacted]`."""
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def bind_job(job_id: int, run_id: uuid.UUID | None) -> contextvars.Token[dict[str, Any] | None]:
+    """Bind a job to the current context (and the tasks it starts); `reset` undoes it."""
+    fields: dict[str, Any] = {"job_id": job_id}
+    if run_id is not None:
+        fields["run_id"] = str(run_id)
+    return _job.set(fields)
+
+
+def reset(token: contextvars.Token[dict[str, Any] | None]) -> None:
+    _job.reset(token)
+
+
+def annotate(**fields: Any) -> None:
+    """Add to the bound job's fields. The dict is shared with the task that bound the job, so
+    what a handler learns (its engine) is seen where the outcome is recorded."""
+    current = _job.get()
+    if current is not None:
+        current.update(fields)
+
+
+def job_fields() -> dict[str, Any]:
+    return dict(_job.get() or {})
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound job's fields onto each record, as it is created."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_job.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class RedactFilter(logging.Filter):
+    """Replaces tokens in a record's message (uvicorn's access lines carry the query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def _access_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """uvicorn's access record args: client, method, path, HTTP version, status."""
+    args = record.args
+    if record.name != "uvicorn.access" or not isinstance(args, tuple) or len(args) != 5:
+        return {}
+    client, method, path, _version, status = args
+    return {"client": client, "method": method, "path": redact(str(path)), "status": status}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the job's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
+        data.update(_access_fields(record))
+        if record.exc_info:
+            data["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(data, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines, with the job's fields appended when there are any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(
+            f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if hasattr(record, key)
+        )
+        return redact(f"{line} [{extra}]" if extra else line)
+
+
+def use_json(log_format: str, stream: IO[str]) -> bool:
+    """`auto` means JSON unless a person is watching a terminal."""
+    if log_format == "auto":
+        return not stream.isatty()
+    return log_format == "json"
+
+
+def configure_logging(
+    log_format: str = "auto", level: str = "INFO", stream: IO[str] | None = None
+) -> None:
+    """Route every logger (uvicorn's included) to one handler on stderr, at `level`; an earlier
+    uvicorn configuration in the same process is undone (uvicorn.run sets its level again)."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if use_json(log_format, stream) else TextFormatter())
+    handler.addFilter(ContextFilter())
+    handler.addFilter(RedactFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+        uvicorn_logger.disabled = False
+        uvicorn_logger.setLevel(logging.NOTSET)

@@ -1,0 +1,748 @@
+"""The OpenAPI 3.1 document served at /openapi.json, built from plain dicts, one block per area.
+
+Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `UPLOADS`) is a mapping
+of paths; `document()` merges them with the shared schemas. A new area is one more mapping in
+`AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data` carries is
+described by the `RunStreamMessage` and `GlobalStreamMessage` schemas (`x-message-schema`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from service import __version__
+
+Json = dict[str, Any]
+
+ERROR_REASONS = {
+    400: "The request is not valid (`invalid_request`).",
+    401: "No valid token (`unauthorized`).",
+    403: "This needs the admin token (`forbidden`).",
+    404: "Nothing with that id exists for you (`not_found`).",
+    405: "That method is not allowed here (`method_not_allowed`).",
+    409: "Not possible in the run's current state (`conflict`).",
+    410: "Gone: the upload expired or was terminated.",
+    412: "The client's `Tus-Resumable` version is not supported.",
+    413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`).",
+    415: "Wrong content type (`unsupported_media_type`).",
+    422: "Unreadable audio or unavailable engine (`audio_unreadable`, `engine_not_configured`).",
+    423: "Another request is writing this upload right now (`upload_locked`).",
+    460: "The chunk's checksum does not match (tus checksum extension).",
+    503: "Not ready, or the engine is unavailable.",
+    507: "The server's data disk is below MIN_FREE_DISK_MB (`insufficient_storage`).",
+}
+
+
+def ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Json) -> Json:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required: Iterable[str], **properties: Json) -> Json:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def json_body(schema: Json, description: str) -> Json:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*codes: int) -> Json:
+    return {str(code): json_body(ref("Error"), ERROR_REASONS[code]) for code in codes}
+
+
+def operation(
+    summary: str,
+    tag: str,
+    responses: Json,
+    *,
+    parameters: Iterable[Json] = (),
+    body: Json | None = None,
+    secured: bool = True,
+    description: str | None = None,
+) -> Json:
+    op: Json = {"summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = list(parameters)
+    if body is not None:
+        op["requestBody"] = body
+    if not secured:
+        op["security"] = []
+    return op
+
+
+def path_id(name: str, what: str) -> Json:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": f"The {what}'s id.",
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
+def query(name: str, schema: Json, description: str) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def header(name: str, schema: Json, description: str, *, required: bool = False) -> Json:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+STATUS = {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "cancelled"]}
+STAGE = {"type": "string", "enum": ["queued", "uploading", "analyzing", "finalizing", "done"]}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+UUID = {"type": "string", "format": "uuid"}
+CURSOR = query("cursor", {"type": "string"}, "`nextCursor` of the previous page.")
+LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50).")
+
+SCHEMAS: Json = {
+    "Error": obj(
+        ["error"],
+        error=obj(
+            ["code", "message"],
+            code={"type": "string", "description": "Stable code, e.g. `audio_unreadable`."},
+            message={"type": "string", "description": "What a person reads."},
+        ),
+    ),
+    "RunError": nullable(
+        obj(["code", "message"], code={"type": "string"}, message={"type": "string"})
+    ),
+    "Health": obj(["status"], status={"type": "string", "enum": ["ok"]}),
+    "Readiness": obj(
+        ["status", "checks"],
+        status={"type": "string", "enum": ["ready", "not ready"]},
+        checks={
+            "type": "object",
+            "description": "`database`, `migrations` and `listener`, each `ok`/`current` "
+            "when healthy, else what is wrong.",
+            "additionalProperties": {"type": "string"},
+        },
+    ),
+    "Audio": obj(
+        ["id", "owner", "filename", "sizeBytes", "durationMs", "sha256", "createdAt"],
+        id=UUID,
+        owner={"type": "string"},
+        filename={"type": "string"},
+        contentType=nullable({"type": "string"}),
+        sizeBytes={"type": "integer", "minimum": 0},
+        durationMs={"type": "integer", "minimum": 0},
+        sampleRate=nullable({"type": "integer"}),
+        channels=nullable({"type": "integer"}),
+        sha256={"type": "string"},
+        createdAt=TIMESTAMP,
+    ),
+    "AudioPage": obj(
+        ["items", "nextCursor"],
+        items={"type": "array", "items": ref("Audio")},
+        nextCursor=nullable({"type": "string"}),
+    ),
+    "Segment": obj(
+        ["start_ms", "end_ms", "text"],
+        start_ms={"type": "integer", "minimum": 0},
+        end_ms={"type": "integer", "minimum": 0},
+        text={"type": "string"},
+        speaker={"type": "string"},
+    ),
+    "Transcript": obj(
+        ["text", "segments"],
+        text={"type": "string"},
+        language=nullable({"type": "string"}),
+        segments={"type": "array", "items": ref("Segment")},
+    ),
+    "Run": obj(
+        ["id", "audioId", "owner", "engine", "status", "stage", "progress", "attempts", "error"],
+        id=UUID,
+        audioId=UUID,
+        owner={"type": "string"},
+        engine={"type": "string"},
+        model=nullable({"type": "string"}),
+        language=nullable({"type": "string"}),
+        status=STATUS,
+        stage=STAGE,
+        progress={"type": "integer", "minimum": 0, "maximum": 100},
+        attempts={"type": "integer", "minimum": 0},
+        error=ref("RunError"),
+        createdAt=TIMESTAMP,
+        startedAt=nullable(TIMESTAMP),
+        finishedAt=nullable(TIMESTAMP),
+        transcript={
+            "description": "Present on single-run reads; null until the run succeeded.",
+            **nullable(ref("Transcript")),
+        },
+    ),
+    "RunPage": obj(
+        ["items", "nextCursor"],
+        items={"type": "array", "items": ref("Run")},
+        nextCursor=nullable({"type": "string"}),
+    ),
+    "RunRequest": obj(
+        ["audioId"],
+        audioId=UUID,
+        engine={"type": "string", "description": "TAPELINE_ENGINE when absent."},
+        language={"type": "string"},
+        model={"type": "string"},
+    ),
+    "TranscribeForm": obj(
+        ["file"],
+        file={"type": "string", "contentMediaType": "application/octet-stream"},
+        engine={"type": "string"},
+        language={"type": "string"},
+        model={"type": "string"},
+    ),
+    "Progress": obj(
+        ["runId", "audioId", "status", "stage", "progress", "timeElapsed", "jobs", "error"],
+        runId=UUID,
+        audioId=UUID,
+        status=STATUS,
+        stage=STAGE,
+        progress={"type": "integer", "minimum": 0, "maximum": 100},
+        timeElapsed={"type": "integer", "description": "Milliseconds since the run was created."},
+        estimatedTimeRemaining=nullable({"type": "number", "description": "Seconds."}),
+        audio=obj(
+            ["id", "filename"],
+            id=UUID,
+            filename={"type": "string"},
+            durationMs={"type": "integer"},
+            sizeBytes={"type": "integer"},
+        ),
+        jobs={
+            "type": "array",
+            "items": obj(
+                ["id", "jobType", "status", "attempts"],
+                id={"type": "integer"},
+                jobType={"type": "string"},
+                status=STATUS,
+                attempts={"type": "integer"},
+                lastError=nullable({"type": "string"}),
+                runAfter=TIMESTAMP,
+            ),
+        },
+        error=ref("RunError"),
+    ),
+    "RunStreamMessage": {
+        "description": "The JSON of one unnamed SSE message on a per-run stream. `init` is "
+        "the /progress shape; `update` a transition or a progress tick; `done` carries "
+        "`transcriptUrl`; `error` carries `error` (`failed` or `cancelled`).",
+        **obj(
+            ["event", "runId", "status", "stage", "progress"],
+            event={"type": "string", "enum": ["init", "update", "done", "error"]},
+            runId=UUID,
+            audioId=UUID,
+            transition={
+                "type": "string",
+                "description": "What happened: queued, started, stage, progress, "
+                "retry_scheduled, requeued, succeeded, failed, cancelled, ...",
+            },
+            status=STATUS,
+            stage=STAGE,
+            progress={"type": "integer"},
+            attempts={"type": "integer"},
+            error=ref("RunError"),
+            transcriptUrl={"type": "string"},
+        ),
+    },
+    "GlobalStreamMessage": {
+        "description": "The JSON of one unnamed SSE message on the global stream: first a "
+        "`snapshot` of active runs, then `update`, `done` and `error` messages of every run.",
+        **obj(
+            ["event"],
+            event={"type": "string", "enum": ["snapshot", "update", "done", "error"]},
+            runs={"type": "array", "items": {"type": "object"}},
+            runId=UUID,
+            status=STATUS,
+            stage=STAGE,
+            progress={"type": "integer"},
+            error=ref("RunError"),
+            transcriptUrl={"type": "string"},
+        ),
+    },
+    "WorkerState": obj(
+        ["worker", "streams", "process", "workers", "queue"],
+        worker=nullable({"type": "object"}),
+        streams=obj(
+            ["subscribers", "listening", "delivered"],
+            subscribers={"type": "integer"},
+            listening={"type": "boolean"},
+            delivered={"type": "integer"},
+            tasks={"type": "integer"},
+        ),
+        process=obj(["pid"], pid={"type": "integer"}, rssBytes={"type": "integer"}),
+        workers={
+            "type": "array",
+            "items": obj(
+                ["id", "state", "heartbeatAt"],
+                id={"type": "string"},
+                hostname={"type": "string"},
+                pid={"type": "integer"},
+                state={"type": "string"},
+                concurrency={"type": "integer"},
+                currentJobs={"type": "array", "items": {"type": "integer"}},
+                startedAt=TIMESTAMP,
+                heartbeatAt=TIMESTAMP,
+            ),
+        },
+        queue={"type": "object", "additionalProperties": {"type": "integer"}},
+    ),
+    "Upload": {
+        "description": "Tapeline's view of a resumable (tus) upload.",
+        **obj(
+            ["id", "offset"],
+            id={"type": "string"},
+            offset={"type": "integer", "minimum": 0},
+            length=nullable({"type": "integer", "minimum": 0}),
+            complete={"type": "boolean"},
+            audioId=nullable(UUID),
+            metadata={"type": "object", "additionalProperties": {"type": "string"}},
+            createdAt=TIMESTAMP,
+            expiresAt=nullable(TIMESTAMP),
+        ),
+    },
+}
+
+
+def sse(description: str, message_schema: str) -> Json:
+    return {
+        "description": description,
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "Server-sent events. Each message: `id:` (persisted "
+                    "transitions only) and `data:` one JSON object; comment heartbeats keep "
+                    "the connection open. Resume with `Last-Event-ID`.",
+                },
+                "x-message-schema": ref(message_schema),
+            }
+        },
+    }
+
+
+LAST_EVENT_ID = (
+    header("Last-Event-ID", {"type": "string", "pattern": "^[0-9]*$"}, "Resume after this id."),
+    query("lastEventId", {"type": "string", "pattern": "^[0-9]*$"}, "Same, for EventSource."),
+)
+
+HEALTH: Json = {
+    "/healthz": {
+        "get": operation(
+            "The process answers",
+            "operations",
+            {"200": json_body(ref("Health"), "Alive.")},
+            secured=False,
+        )
+    },
+    "/readyz": {
+        "get": operation(
+            "Database reachable, migrations current, event listener alive",
+            "operations",
+            {
+                "200": json_body(ref("Readiness"), "Ready for traffic."),
+                "503": json_body(ref("Readiness"), "Not ready; `checks` says why."),
+            },
+            secured=False,
+        )
+    },
+}
+
+AUDIO: Json = {
+    "/api/audio": {
+        "post": operation(
+            "Upload audio",
+            "audio",
+            {
+                "201": json_body(ref("Audio"), "Stored and probed."),
+                **errors(400, 401, 413, 415, 422),
+            },
+            body={
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": obj(
+                            ["file"],
+                            file={"type": "string", "contentMediaType": "application/octet-stream"},
+                        )
+                    }
+                },
+            },
+        ),
+        "get": operation(
+            "Your audio, newest first",
+            "audio",
+            {"200": json_body(ref("AudioPage"), "A page."), **errors(400, 401)},
+            parameters=[LIMIT, CURSOR],
+        ),
+    },
+    "/api/audio/{audioId}": {
+        "get": operation(
+            "One audio file",
+            "audio",
+            {"200": json_body(ref("Audio"), "The audio."), **errors(401, 404)},
+            parameters=[path_id("audioId", "audio")],
+        ),
+        "delete": operation(
+            "Delete an audio file with its runs, their jobs, events and transcripts",
+            "audio",
+            {"204": {"description": "Deleted."}, **errors(401, 404)},
+            parameters=[path_id("audioId", "audio")],
+        ),
+    },
+}
+
+RUN_ID = path_id("runId", "run")
+SUBMITTED = {
+    "200": json_body(ref("Run"), "Short audio, transcribed in the request."),
+    "202": json_body(ref("Run"), "Queued."),
+}
+
+RUNS: Json = {
+    "/api/transcribe": {
+        "post": operation(
+            "Upload and run in one call",
+            "runs",
+            {**SUBMITTED, **errors(400, 401, 404, 413, 415, 422)},
+            body={
+                "required": True,
+                "content": {"multipart/form-data": {"schema": ref("TranscribeForm")}},
+            },
+        )
+    },
+    "/api/runs": {
+        "post": operation(
+            "Queue a run for uploaded audio",
+            "runs",
+            {**SUBMITTED, **errors(400, 401, 404, 422)},
+            body={"required": True, "content": {"application/json": {"schema": ref("RunRequest")}}},
+        ),
+        "get": operation(
+            "Your runs, newest first",
+            "runs",
+            {"200": json_body(ref("RunPage"), "A page."), **errors(400, 401)},
+            parameters=[query("status", STATUS, "Only runs in this status."), LIMIT, CURSOR],
+        ),
+    },
+    "/api/runs/{runId}": {
+        "get": operation(
+            "One run with its transcript",
+            "runs",
+            {"200": json_body(ref("Run"), "The run."), **errors(401, 404)},
+            parameters=[RUN_ID],
+        )
+    },
+    "/api/runs/{runId}/transcript": {
+        "get": operation(
+            "The transcript as txt, srt, vtt or json",
+            "runs",
+            {
+                "200": {
+                    "description": "The transcript in the asked format.",
+                    "content": {
+                        "application/json": {"schema": ref("Transcript")},
+                        "text/plain": {"schema": {"type": "string"}},
+                        "application/x-subrip": {"schema": {"type": "string"}},
+                        "text/vtt": {"schema": {"type": "string"}},
+                    },
+                },
+                **errors(400, 401, 404, 409),
+            },
+            parameters=[
+                RUN_ID,
+                query("format", {"type": "string", "enum": ["txt", "srt", "vtt", "json"]}, "json."),
+            ],
+        )
+    },
+    "/api/runs/{runId}/progress": {
+        "get": operation(
+            "Where the run stands (the polling fallback)",
+            "runs",
+            {"200": json_body(ref("Progress"), "Progress."), **errors(401, 404)},
+            parameters=[RUN_ID],
+        )
+    },
+    "/api/runs/{runId}/cancel": {
+        "post": operation(
+            "Cancel an active run",
+            "runs",
+            {"200": json_body(ref("Run"), "Cancelled."), **errors(401, 404, 409)},
+            parameters=[RUN_ID],
+        )
+    },
+    "/api/runs/{runId}/retry": {
+        "post": operation(
+            "Retry a failed or cancelled run",
+            "runs",
+            {"202": json_body(ref("Run"), "Queued again."), **errors(401, 404, 409)},
+            parameters=[RUN_ID],
+        )
+    },
+}
+
+STREAMS: Json = {
+    "/api/runs/{runId}/events": {
+        "get": operation(
+            "Live status of one run (SSE)",
+            "streams",
+            {
+                "200": sse(
+                    "`init` (or the replay after Last-Event-ID), `update`s, then `done` "
+                    "or `error`; the stream ends after the final message.",
+                    "RunStreamMessage",
+                ),
+                **errors(400, 401, 404),
+            },
+            parameters=[RUN_ID, *LAST_EVENT_ID],
+        )
+    },
+    "/api/runs/events": {
+        "get": operation(
+            "Live status of all your runs (SSE)",
+            "streams",
+            {
+                "200": sse(
+                    "`snapshot` (or the replay after Last-Event-ID), then every "
+                    "change, without end.",
+                    "GlobalStreamMessage",
+                ),
+                **errors(400, 401),
+            },
+            parameters=list(LAST_EVENT_ID),
+        )
+    },
+}
+
+ADMIN_STATE = {"200": json_body(ref("WorkerState"), "Workers and queue."), **errors(401, 403)}
+ADMIN: Json = {
+    "/api/admin/worker": {
+        "get": operation("This process's worker, all workers, queue depth", "admin", ADMIN_STATE),
+        "post": operation(
+            "Start this process's worker",
+            "admin",
+            {"202": json_body(ref("WorkerState"), "Started."), **errors(401, 403)},
+        ),
+        "delete": operation("Stop this process's worker gracefully", "admin", ADMIN_STATE),
+    }
+}
+
+OPERATIONS: Json = {
+    "/": {
+        "get": operation(
+            "The web page (sign in, upload, live runs, transcripts, workers)",
+            "operations",
+            {
+                "200": {
+                    "description": "HTML; its scripts and styles are under /web/.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+            secured=False,
+        )
+    },
+    "/metrics": {
+        "get": operation(
+            "Prometheus metrics of this process",
+            "operations",
+            {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            secured=False,
+        )
+    },
+    "/openapi.json": {
+        "get": operation(
+            "This document",
+            "operations",
+            {"200": json_body({"type": "object"}, "OpenAPI 3.1.")},
+            secured=False,
+        )
+    },
+}
+
+TUS_RESUMABLE = header(
+    "Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, "tus protocol version.", required=True
+)
+UPLOAD_ID = {
+    "name": "uploadId",
+    "in": "path",
+    "required": True,
+    "description": "The upload's id (the last segment of `Location`).",
+    "schema": {"type": "string"},
+}
+INT_HEADER = {"schema": {"type": "integer", "minimum": 0}}
+TUS_HEADERS: Json = {
+    "Tus-Resumable": {"schema": {"type": "string"}, "description": "1.0.0"},
+}
+OFFSET_HEADERS: Json = {
+    **TUS_HEADERS,
+    "Upload-Offset": {**INT_HEADER, "description": "Bytes received so far."},
+}
+
+TUS_OPTIONS = operation(
+    "tus capabilities",
+    "uploads",
+    {
+        "204": {
+            "description": "Versions, extensions and the size limit.",
+            "headers": {
+                **TUS_HEADERS,
+                "Tus-Version": {"schema": {"type": "string"}, "description": "1.0.0"},
+                "Tus-Extension": {
+                    "schema": {"type": "string"},
+                    "description": "e.g. creation,creation-with-upload,termination,"
+                    "expiration,checksum",
+                },
+                "Tus-Max-Size": {**INT_HEADER, "description": "MAX_UPLOAD_BYTES."},
+            },
+        }
+    },
+    secured=False,
+)
+
+UPLOADS: Json = {
+    "/api/uploads": {
+        "options": TUS_OPTIONS,
+        "post": operation(
+            "Create a resumable upload (tus creation)",
+            "uploads",
+            {
+                "201": {
+                    "description": "Created; `Location` is the upload's URL.",
+                    "headers": {
+                        **OFFSET_HEADERS,
+                        "Location": {"schema": {"type": "string"}, "required": True},
+                    },
+                },
+                **errors(400, 401, 412, 413, 415, 422, 460, 507),
+            },
+            parameters=[
+                TUS_RESUMABLE,
+                header("Upload-Length", {"type": "integer", "minimum": 0}, "Total bytes."),
+                header("Upload-Defer-Length", {"type": "string", "enum": ["1"]}, "Length later."),
+                header(
+                    "Upload-Metadata",
+                    {"type": "string"},
+                    "Comma-separated `key base64value` pairs: filename, filetype, engine, "
+                    "language.",
+                ),
+            ],
+            body={
+                "required": False,
+                "content": {"application/offset+octet-stream": {"schema": {"type": "string"}}},
+                "description": "creation-with-upload: the first bytes.",
+            },
+        ),
+    },
+    "/api/uploads/{uploadId}": {
+        "options": TUS_OPTIONS,
+        "head": operation(
+            "Where a resumable upload stands (tus)",
+            "uploads",
+            {
+                "200": {
+                    "description": "The offset to resume from; `Cache-Control: no-store`.",
+                    "headers": {
+                        **OFFSET_HEADERS,
+                        "Upload-Length": {**INT_HEADER, "description": "Total, once known."},
+                    },
+                },
+                "404": {"description": "No such upload."},
+                "410": {"description": "The upload expired or was terminated."},
+                "412": {"description": "`Tus-Resumable` is missing or not 1.0.0."},
+            },
+            parameters=[UPLOAD_ID, TUS_RESUMABLE],
+        ),
+        "patch": operation(
+            "Append bytes at Upload-Offset (tus core)",
+            "uploads",
+            {
+                "204": {"description": "Appended.", "headers": OFFSET_HEADERS},
+                **errors(400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
+            },
+            parameters=[
+                UPLOAD_ID,
+                TUS_RESUMABLE,
+                header(
+                    "Upload-Offset",
+                    {"type": "integer", "minimum": 0},
+                    "Must equal the server's offset, else 409.",
+                    required=True,
+                ),
+                header("Upload-Checksum", {"type": "string"}, "`sha1 <base64>` (checksum)."),
+            ],
+            body={
+                "required": True,
+                "content": {"application/offset+octet-stream": {"schema": {"type": "string"}}},
+            },
+        ),
+        "delete": operation(
+            "Terminate an upload (tus termination)",
+            "uploads",
+            {
+                "204": {"description": "Terminated.", "headers": TUS_HEADERS},
+                **errors(401, 404, 410, 412),
+            },
+            parameters=[UPLOAD_ID, TUS_RESUMABLE],
+        ),
+        "get": operation(
+            "A resumable upload as JSON",
+            "uploads",
+            {"200": json_body(ref("Upload"), "The upload."), **errors(401, 404, 410)},
+            parameters=[UPLOAD_ID],
+        ),
+    },
+}
+
+AREAS: tuple[Mapping[str, Json], ...] = (HEALTH, AUDIO, RUNS, STREAMS, ADMIN, OPERATIONS, UPLOADS)
+
+
+@cache
+def document() -> Json:
+    """The whole document; every area's paths, the shared schemas and the two ways to auth."""
+    paths: Json = {}
+    for area in AREAS:
+        paths.update(area)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tapeline",
+            "version": __version__,
+            "description": "Long audio in, transcripts out, as background jobs queued in "
+            "PostgreSQL, with live status over SSE. Errors are always "
+            '`{"error": {"code", "message"}}` with stable codes.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"accessToken": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "accessToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": "For EventSource, which cannot send headers.",
+                },
+            },
+        },
+    }
