@@ -30,15 +30,8 @@ from service.cpu import shutdown_cpu_pool  # noqa: E402
 from service.engines.base import EngineOptions  # noqa: E402
 from service.engines.openai import OpenAIEngine  # noqa: E402
 from tests.fakes import Fakes, running_fakes  # noqa: E402
+from tests.fakes_engines import RecordingReporter  # noqa: E402
 from tests.speech import long_recording  # noqa: E402
-
-
-class _Silent:
-    async def stage(self, name: str) -> None:
-        pass
-
-    async def progress(self, fraction: float) -> None:
-        pass
 
 
 def _union_seconds(intervals: list[tuple[float, float]]) -> float:
@@ -73,7 +66,7 @@ async def one_run(fakes: Fakes, wav: Path, concurrency: int) -> tuple[float, flo
 
     engine.client.audio.transcriptions.create = timed  # type: ignore[method-assign]
     started = time.monotonic()
-    await engine.transcribe(wav, EngineOptions(), _Silent())
+    await engine.transcribe(wav, EngineOptions(), RecordingReporter())
     wall = time.monotonic() - started
     return wall, _union_seconds(waits), len(fakes.openai.transcriptions)
 

@@ -32,15 +32,8 @@ from service.audio import decode_pcm16  # noqa: E402
 from service.cpu import WORKERS_ENV, shutdown_cpu_pool  # noqa: E402
 from service.engines.base import EngineOptions, Segment  # noqa: E402
 from service.engines.local import LocalEngine, transcribe_pcm_one_pass  # noqa: E402
+from tests.fakes_engines import RecordingReporter  # noqa: E402
 from tests.speech import long_recording  # noqa: E402
-
-
-class _SilentReporter:
-    async def stage(self, name: str) -> None:
-        pass
-
-    async def progress(self, fraction: float) -> None:
-        pass
 
 
 def word_recovery(spoken: Iterable[str], segments: Sequence[Segment]) -> float:
@@ -58,7 +51,7 @@ def one_pass(path: Path) -> tuple[float, list[Segment]]:
 
 async def chunked(path: Path) -> tuple[float, list[Segment]]:
     started = time.perf_counter()
-    transcript = await LocalEngine().transcribe(path, EngineOptions(), _SilentReporter())
+    transcript = await LocalEngine().transcribe(path, EngineOptions(), RecordingReporter())
     return time.perf_counter() - started, list(transcript.segments)
 
 

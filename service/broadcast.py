@@ -4,7 +4,8 @@ One LISTEN connection per process hears every worker and API process. A NOTIFY a
 transition only wakes the dispatcher, which reads `run_event` after the last id it published:
 event ids grow in commit order (see `lock_event_order`), so reading "after N" is exactly-once and
 in order, and catching up after a lost connection is the same read. Progress ticks are not in the
-table; they are forwarded straight from their NOTIFY payload.
+table; they are forwarded straight from their NOTIFY payload. Partial transcripts are persisted
+like transitions but go to the run's own streams only, never to the global ones.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from sse_starlette import ServerSentEvent
 
 from service.listener import Listener
 from service.queries import q
-from service.representations import event_data, tick_data
+from service.representations import PARTIAL_EVENT, event_data, tick_data
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,14 @@ class Message:
     owner: str
     data: dict[str, Any]
     final: bool = False
+    run_streams_only: bool = False
+
+    @classmethod
+    def of_event(cls, row: Mapping[Any, Any]) -> Message:
+        """A `run_event` row as the message every stream that may see it sends."""
+        data, final = event_data(row)
+        only = row["type"] == PARTIAL_EVENT
+        return cls(int(row["id"]), str(row["run_id"]), str(row["owner"]), data, final, only)
 
     @functools.cached_property
     def frame(self) -> bytes:
@@ -221,11 +231,9 @@ class Hub:
             _discard(self._by_owner, sub.owner, sub)
 
     def _publish(self, message: Message) -> None:
-        targets = [
-            *self._by_run.get(message.run_id, ()),
-            *self._by_owner.get(message.owner, ()),
-            *self._by_owner.get(None, ()),
-        ]
+        targets = list(self._by_run.get(message.run_id, ()))
+        if not message.run_streams_only:
+            targets += [*self._by_owner.get(message.owner, ()), *self._by_owner.get(None, ())]
         for sub in targets:
             sub.offer(message)
         self.delivered += len(targets)
@@ -284,10 +292,10 @@ class Hub:
             async with self.db.connect() as conn:
                 rows = (await conn.execute(q("owner_events_after"), params)).mappings().all()
             for row in rows:
-                data, final = event_data(row)
-                run_id = str(row["run_id"])
-                self.progress.pop(run_id, None)
-                self._publish(Message(int(row["id"]), run_id, str(row["owner"]), data, final))
+                message = Message.of_event(row)
+                if not message.run_streams_only:
+                    self.progress.pop(message.run_id, None)
+                self._publish(message)
                 self.last_event_id = int(row["id"])
             if len(rows) < READ_BATCH:
                 return

@@ -34,7 +34,7 @@ class ClientError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StreamMessage:
-    """One message of the per-run stream: `event` is init, update, done or error."""
+    """One message of the per-run stream: `event` is init, update, partial, done or error."""
 
     event: str
     run_id: str

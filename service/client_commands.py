@@ -1,7 +1,8 @@
 """The `tapeline` commands that talk to a running server: transcribe, runs, retry, cancel.
 
-They read `TAPELINE_URL` and `TAPELINE_TOKEN`. Progress and errors go to stderr, transcripts
-and run ids to stdout, so `tapeline transcribe --follow a.mp3 > a.txt` does what it says.
+They read `TAPELINE_URL` and `TAPELINE_TOKEN`. Progress, the text transcribed so far and errors
+go to stderr, transcripts and run ids to stdout, so `tapeline transcribe --follow a.mp3 > a.txt`
+does what it says.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from service.client import ClientError, StreamMessage, TapelineClient
+from service.engines.base import Segment, Transcript
+from service.formats import to_txt
 
 FORMATS = ("txt", "srt", "vtt", "json")
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
@@ -66,10 +70,18 @@ def stage_label(name: str, message: StreamMessage) -> str:
     return f"{name} [dim]{message.status or ''} {message.stage or ''}[/dim]".rstrip()
 
 
+def partial_text(message: StreamMessage) -> str:
+    """A `partial` message's segments as transcript lines, "[00:01:05.200] words", one each."""
+    segments = [Segment.from_json(s) for s in message.data.get("segments", ())]
+    return to_txt(Transcript.from_segments(segments, None)).rstrip("\n") if segments else ""
+
+
 def follow_run(
     client: TapelineClient, progress: Progress, task: TaskID, name: str, run_id: str
 ) -> StreamMessage:
-    """Drive one progress bar from the run's stream; returns the final message."""
+    """Drive one progress bar from the run's stream, printing each stretch of text above it as
+    soon as it is transcribed (stretches may finish out of order: each line has its time);
+    returns the final message."""
 
     def reconnecting(attempt: int) -> None:
         progress.update(task, description=f"{name} [yellow]reconnecting ({attempt})[/yellow]")
@@ -77,6 +89,12 @@ def follow_run(
     last: StreamMessage | None = None
     for message in client.follow(run_id, on_reconnect=reconnecting):
         last = message
+        if message.event == "partial":
+            if text := partial_text(message):
+                progress.console.print(Text(text, style="dim"))
+            continue
+        if message.data.get("transition") == "started" and message.data.get("attempts", 1) > 1:
+            progress.console.print(Text(f"{name}: trying again from the start", style="yellow"))
         completed = 100 if message.event == "done" else message.progress
         progress.update(task, completed=completed, description=stage_label(name, message))
     assert last is not None and last.final

@@ -241,10 +241,14 @@ SCHEMAS: Json = {
     "RunStreamMessage": {
         "description": "The JSON of one unnamed SSE message on a per-run stream. `init` is "
         "the /progress shape; `update` a transition or a progress tick; `done` carries "
-        "`transcriptUrl`; `error` carries `error` (`failed` or `cancelled`).",
+        "`transcriptUrl`; `error` carries `error` (`failed` or `cancelled`). `partial` is a "
+        "finished stretch of the recording (`chunkIndex`, `startMs`, `endMs`, `segments` with "
+        "absolute times), sent as each one finishes, possibly out of order; on connect, the "
+        "ones finished so far follow `init`. The text so far is the union of the partials "
+        "since the run last `started` (a retry starts over); `done` always comes after them.",
         **obj(
-            ["event", "runId", "status", "stage", "progress"],
-            event={"type": "string", "enum": ["init", "update", "done", "error"]},
+            ["event", "runId"],
+            event={"type": "string", "enum": ["init", "update", "partial", "done", "error"]},
             runId=UUID,
             audioId=UUID,
             transition={
@@ -258,6 +262,10 @@ SCHEMAS: Json = {
             attempts={"type": "integer"},
             error=ref("RunError"),
             transcriptUrl={"type": "string"},
+            chunkIndex={"type": "integer", "minimum": 0},
+            startMs={"type": "integer", "minimum": 0},
+            endMs={"type": "integer", "minimum": 0},
+            segments={"type": "array", "items": ref("Segment")},
         ),
     },
     "GlobalStreamMessage": {
@@ -449,11 +457,18 @@ RUNS: Json = {
     },
     "/api/runs/{runId}/transcript": {
         "get": operation(
-            "The transcript as txt, srt, vtt or json",
+            "The transcript as txt, srt, vtt or json (with partial=1, what is finished so far)",
             "runs",
             {
                 "200": {
                     "description": "The transcript in the asked format.",
+                    "headers": {
+                        "Transcript-Complete": {
+                            "description": "`true` for a succeeded run's transcript, `false` "
+                            "for the partial one of a run not finished.",
+                            "schema": {"type": "string", "enum": ["true", "false"]},
+                        }
+                    },
                     "content": {
                         "application/json": {"schema": ref("Transcript")},
                         "text/plain": {"schema": {"type": "string"}},
@@ -466,6 +481,12 @@ RUNS: Json = {
             parameters=[
                 RUN_ID,
                 query("format", {"type": "string", "enum": ["txt", "srt", "vtt", "json"]}, "json."),
+                query(
+                    "partial",
+                    {"type": "string", "enum": ["1", "0", "true", "false"]},
+                    "1: for a run not finished, the chunks transcribed so far (its latest "
+                    "attempt's) instead of a 409.",
+                ),
             ],
         )
     },

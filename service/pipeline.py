@@ -1,7 +1,8 @@
 """The transcription job: what a worker does with a claimed `transcribe_*` job.
 
 Stages and their share of the progress bar: uploading 0–10, analyzing 10–90 (per-chunk
-ticks), finalizing 90–100. A stage change is a persisted transition; a tick is a NOTIFY only.
+ticks), finalizing 90–100. A stage change is a persisted transition; a tick is a NOTIFY only;
+a finished chunk is a persisted `partial` event, so its text can be read before the run ends.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,11 +40,12 @@ TICK_MIN_INTERVAL_S = 0.1
 
 
 class RunReporter:
-    """The engine's view of its run: stage transitions and progress ticks."""
+    """The engine's view of its run: stage transitions, progress ticks and finished chunks."""
 
-    def __init__(self, db: AsyncEngine, run: Row) -> None:
+    def __init__(self, db: AsyncEngine, run: Row, duration_ms: int) -> None:
         self.db = db
         self.run = run
+        self.duration_ms = duration_ms
         self.stage_name = str(run["stage"])
         self.value = int(run["progress"])
         self._last_tick = 0.0
@@ -71,19 +73,40 @@ class RunReporter:
         async with self.db.begin() as conn:
             await runs.notify_progress(conn, self.run, self.stage_name, value)
 
+    async def chunk(
+        self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
+    ) -> None:
+        """Record a finished chunk as a `partial` event, checked as the transcript will be,
+        so the partials of a run add up to exactly its final transcript."""
+        start = max(0, min(start_ms, self.duration_ms))
+        partial = runs.Partial(
+            index=index,
+            start_ms=start,
+            end_ms=max(start, min(end_ms, self.duration_ms)),
+            segments=checked_segments(segments, self.duration_ms),
+        )
+        async with self.db.begin() as conn:
+            await runs.record_partial(conn, self.run, partial)
 
-def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:
+
+def checked_segments(segments: Sequence[Segment], duration_ms: int) -> tuple[Segment, ...]:
     """Never trust an engine blindly: ordered segments, within the audio, no empty text."""
-    segments = []
-    for seg in sorted(transcript.segments, key=lambda s: (s.start_ms, s.end_ms)):
+    checked = []
+    for seg in sorted(segments, key=lambda s: (s.start_ms, s.end_ms)):
         text = seg.text.strip()
         if not text:
             continue
         start = max(0, min(seg.start_ms, duration_ms))
         end = max(start, min(seg.end_ms, duration_ms))
-        segments.append(Segment(start, end, text, seg.speaker))
+        checked.append(Segment(start, end, text, seg.speaker))
+    return tuple(checked)
+
+
+def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:
+    """The engine's transcript with `checked_segments`, and its text if the engine gave none."""
+    segments = checked_segments(transcript.segments, duration_ms)
     text = transcript.text.strip() or " ".join(s.text for s in segments)
-    return Transcript(text=text, language=transcript.language, segments=tuple(segments))
+    return Transcript(text=text, language=transcript.language, segments=segments)
 
 
 async def store_transcript(storage: Storage, run_id: uuid.UUID, transcript: Transcript) -> None:
@@ -133,7 +156,7 @@ class TranscriptionHandler:
             raise EngineNotConfigured(f"The engine {run['engine']!r} is not available here.")
         if audio is None:
             raise AudioMissing()
-        reporter = RunReporter(self.db, run)
+        reporter = RunReporter(self.db, run, int(audio["duration_ms"]))
         options = EngineOptions(language=run["language"], model=run["model"], run_id=run_id)
         try:
             async with self.storage.local_file(audio["storage_key"]) as path:

@@ -114,6 +114,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 
 FINAL_EVENTS = {"succeeded": "done", "failed": "error", "cancelled": "error"}
+PARTIAL_EVENT = "partial"
 
 
 def transcript_url(run_id: object) -> str:
@@ -124,9 +125,12 @@ def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
     """A persisted transition as a stream message, and whether it ends the run.
 
     `succeeded` is `done` (with the transcript's URL); `failed` and `cancelled` are `error`;
-    every other transition (queued, started, stage, retry_scheduled, ...) is an `update`.
+    every other transition (queued, started, stage, retry_scheduled, ...) is an `update`; a
+    finished chunk is a `partial` with its place in the recording and its segments.
     """
     payload = row["payload"]
+    if row["type"] == PARTIAL_EVENT:
+        return partial_data(row["run_id"], row["audio_id"], payload), False
     kind = FINAL_EVENTS.get(row["type"], "update")
     error = None
     if payload.get("errorCode"):
@@ -147,6 +151,11 @@ def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
     if kind == "done":
         data["transcriptUrl"] = transcript_url(row["run_id"])
     return data, kind != "update"
+
+
+def partial_data(run_id: object, audio_id: object, partial: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished chunk (`runs.Partial.to_json()`) as a `partial` stream message."""
+    return {"event": PARTIAL_EVENT, "runId": str(run_id), "audioId": str(audio_id), **partial}
 
 
 def tick_data(note: dict[str, Any]) -> dict[str, Any]:

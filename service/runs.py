@@ -2,13 +2,15 @@
 
 Every status or stage change goes through `_transition`: it updates the run row and appends a
 `run_event` (whose INSERT also sends the NOTIFY) on the caller's connection, so with the caller's
-transaction it is one atomic step. Progress ticks inside a stage are NOTIFY-only.
+transaction it is one atomic step. Progress ticks inside a stage are NOTIFY-only. A finished
+chunk is a `partial` event: the run row does not change, the event carries the chunk's text.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.engines.base import Transcript
+from service.engines.base import Segment, Transcript
 from service.errors import TapelineError
 from service.queries import q
 
@@ -46,6 +48,34 @@ def event_payload(run: Row) -> dict[str, Any]:
         "errorMessage": run["error_message"],
         **({"analysis": run["analysis"]} if run.get("analysis") is not None else {}),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """A finished chunk of a run still being transcribed: where it lies, what it says."""
+
+    index: int
+    start_ms: int
+    end_ms: int
+    segments: tuple[Segment, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `partial` event's payload, and the `partial` stream message's fields."""
+        return {
+            "chunkIndex": self.index,
+            "startMs": self.start_ms,
+            "endMs": self.end_ms,
+            "segments": [s.to_json() for s in self.segments],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Partial:
+        return cls(
+            index=int(data["chunkIndex"]),
+            start_ms=int(data["startMs"]),
+            end_ms=int(data["endMs"]),
+            segments=tuple(Segment.from_json(s) for s in data["segments"]),
+        )
 
 
 async def _transition(
@@ -144,6 +174,29 @@ async def cancel(conn: AsyncConnection, run_id: uuid.UUID) -> Change | None:
 
 async def reset(conn: AsyncConnection, run_id: uuid.UUID) -> Change | None:
     return await _transition(conn, "reset_run", "reset", {"run_id": run_id})
+
+
+async def record_partial(conn: AsyncConnection, run: Row, partial: Partial) -> int:
+    """Log a finished chunk; per-run subscribers receive it, the run row stays as it is."""
+    return await append_event(conn, run, "partial", partial.to_json())
+
+
+async def partials(
+    conn: AsyncConnection, run_id: uuid.UUID, up_to_event: int | None = None
+) -> list[Partial]:
+    """The chunks finished by the run's latest attempt (up to an event id), in time order.
+
+    A chunk transcribed twice (by an attempt that was cut short, then again) counts once.
+    """
+    params = {"run_id": run_id, "up_to": up_to_event}
+    rows = (await conn.execute(q("run_partials"), params)).mappings().all()
+    by_index = {p.index: p for p in (Partial.from_json(row["payload"]) for row in rows)}
+    return sorted(by_index.values(), key=lambda p: (p.start_ms, p.index))
+
+
+def partial_transcript(chunks: Sequence[Partial], language: str | None) -> Transcript:
+    """One transcript of the chunks finished so far: their segments in time order."""
+    return Transcript.from_segments([s for p in chunks for s in p.segments], language)
 
 
 async def notify_progress(conn: AsyncConnection, run: Row, stage: str, progress: int) -> None:

@@ -2,7 +2,9 @@
 
 Opening a stream subscribes to the hub first and reads the table second, so nothing committed
 in between is lost; live messages the opening already covered (id at or below `sent`) are
-skipped by the writer.
+skipped by the writer. A run being processed opens with the partial transcripts its attempt
+has finished so far, after its init: they carry no id of their own, since init's id already
+covers them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from service import runs
 from service.broadcast import Hub, Message, Subscription
 from service.errors import NotFound
 from service.queries import q
-from service.representations import event_data, final_event, progress_json
+from service.representations import event_data, final_event, partial_data, progress_json
 from service.tokens import Principal
 
 REPLAY_LIMIT = 10_000
@@ -50,9 +52,12 @@ async def open_run_stream(
             if row is None:
                 raise NotFound("No run with that id exists for you.")
             replay: Sequence[RowMapping] = ()
+            partials: list[runs.Partial] = []
             if last_event_id is not None:
                 params = {"run_id": run_id, "after_id": last_event_id}
                 replay = (await conn.execute(q("run_events_after"), params)).mappings().all()
+            elif row["status"] == "processing":
+                partials = await runs.partials(conn, run_id, int(row["last_event_id"]))
     except BaseException:
         hub.unsubscribe(sub)
         raise
@@ -63,12 +68,15 @@ async def open_run_stream(
         stream.opening.append(
             Message(stream.sent, key, owner, {"event": "init", **progress_json(row)})
         )
+        for partial in partials:
+            data = partial_data(run_id, row["audio_id"], partial.to_json())
+            stream.opening.append(Message(None, key, owner, data))
     else:
         for event in replay:
-            data, final = event_data(event)
+            message = Message.of_event(event)
+            stream.opening.append(message)
             stream.sent = int(event["id"])
-            stream.opening.append(Message(stream.sent, key, owner, data, final))
-            if final:
+            if message.final:
                 stream.finished = True
                 return stream
         current = {"event": "update", **progress_json(row), **hub.progress.get(key, {})}
@@ -106,8 +114,8 @@ async def open_global_stream(
         return Stream(sub, [Message(sent, "", principal.owner, data)], sent)
     stream = Stream(sub, [], last_event_id)
     for event in replay:
-        data, final = event_data(event)
+        message = Message.of_event(event)
         stream.sent = int(event["id"])
-        run_id, owner = str(event["run_id"]), str(event["owner"])
-        stream.opening.append(Message(stream.sent, run_id, owner, data, final))
+        if not message.run_streams_only:
+            stream.opening.append(message)
     return stream

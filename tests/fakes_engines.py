@@ -1,13 +1,52 @@
-"""Engines that misbehave on purpose, for worker and API tests (never used in production)."""
+"""Engines that misbehave on purpose, for worker and API tests (never used in production), and
+a reporter that remembers what an engine told it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
 from service.errors import TapelineError
+
+
+@dataclass(frozen=True)
+class ReportedChunk:
+    index: int
+    start_ms: int
+    end_ms: int
+    segments: tuple[Segment, ...]
+
+
+@dataclass
+class RecordingReporter:
+    """A reporter for engine calls outside a job: stages, progress and chunks, in order."""
+
+    stages: list[str] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=list)
+    chunks: list[ReportedChunk] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    async def stage(self, name: str) -> None:
+        self.stages.append(name)
+        self.calls.append(f"stage {name}")
+
+    async def progress(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+        self.calls.append("progress")
+
+    async def chunk(
+        self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
+    ) -> None:
+        self.chunks.append(ReportedChunk(index, start_ms, end_ms, tuple(segments)))
+        self.calls.append("chunk")
+
+    def chunk_segments(self) -> list[Segment]:
+        """Every reported chunk's segments, in time order: what the transcript must be."""
+        segments = [s for chunk in self.chunks for s in chunk.segments]
+        return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))
 
 
 class EchoEngine:

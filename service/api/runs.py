@@ -25,7 +25,7 @@ from service.context import Context
 from service.errors import Conflict, InvalidRequest
 from service.formats import MEDIA_TYPES, RENDERERS
 from service.representations import decode_cursor, page_json, progress_json, run_json
-from service.results import stored_transcript
+from service.results import stored_transcript, transcript_so_far
 from service.runs import ACTIVE_STATUSES, Row
 from service.storage import ensure_free_space
 from service.tokens import Principal
@@ -114,19 +114,28 @@ async def get_run(request: Request) -> JSONResponse:
 
 
 async def get_transcript(request: Request) -> Response:
+    """The finished transcript; with `partial=1`, what is finished so far of a run that is not
+    done yet. `Transcript-Complete` says which of the two the body is."""
     run = await visible_run(request, await authenticate(request))
     fmt = request.query_params.get("format", "json")
     if fmt not in RENDERERS:
         raise InvalidRequest(f"`format` must be one of: {', '.join(RENDERERS)}.")
-    if run["status"] != "succeeded" or run["transcript"] is None:
-        raise Conflict(f"The run is {run['status']}; its transcript exists once it has succeeded.")
-    transcript = await stored_transcript(request.app.state.ctx, run)
-    filename = f"transcript-{run['id']}.{fmt}"
-    return Response(
-        RENDERERS[fmt](transcript),
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'inline; filename="{filename}"'},
-    )
+    complete = run["status"] == "succeeded" and run["transcript"] is not None
+    if complete:
+        transcript = await stored_transcript(request.app.state.ctx, run)
+    elif optional_flag(dict(request.query_params), "partial"):
+        transcript = await transcript_so_far(request.app.state.ctx, run)
+    else:
+        raise Conflict(
+            f"The run is {run['status']}; its transcript exists once it has succeeded. "
+            "Ask with partial=1 for what is transcribed so far."
+        )
+    filename = f"transcript-{run['id']}{'' if complete else '-partial'}.{fmt}"
+    headers = {
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "Transcript-Complete": "true" if complete else "false",
+    }
+    return Response(RENDERERS[fmt](transcript), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 async def get_progress(request: Request) -> JSONResponse:

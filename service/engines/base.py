@@ -83,12 +83,19 @@ class Reporter(Protocol):
     """How an engine tells the run where it stands.
 
     `stage()` is a persisted transition (a few per run); `progress()` is a cheap tick within the
-    current stage, 0.0–1.0, sent to subscribers but not written to the run row.
+    current stage, 0.0–1.0, sent to subscribers but not written to the run row; `chunk()` hands
+    over a finished stretch of the recording as soon as it is done, so people can read it while
+    the rest is still being transcribed. The chunks' segments together must be the transcript
+    the engine returns.
     """
 
     async def stage(self, name: str) -> None: ...
 
     async def progress(self, fraction: float) -> None: ...
+
+    async def chunk(
+        self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
+    ) -> None: ...
 
 
 class Engine(Protocol):

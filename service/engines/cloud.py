@@ -2,8 +2,9 @@
 finished one, stitch the segments with absolute timestamps.
 
 An engine supplies only `SendChunk`, one chunk's round trip to its provider (with its own
-retries, see `retrying`), and answers segments relative to the chunk. Chunks already kept by an
-earlier attempt of the same run are not sent again. When one chunk fails, no new chunk starts,
+retries, see `retrying`), and answers segments relative to the chunk. Each finished chunk goes
+to the reporter at once (a partial transcript). Chunks already kept by an earlier attempt of the
+same run are not sent again, only reported. When one chunk fails, no new chunk starts,
 but the ones in flight are allowed to finish and be kept, so the job's retry has less to do.
 """
 
@@ -77,6 +78,8 @@ class ChunkedTranscription:
                 if chunk is not None:
                     results[index] = chunk
             total = len(plan.spans)
+            for kept_chunk in results.values():
+                await report(reporter, kept_chunk)
             if results:
                 await reporter.progress(len(results) / total)
             slots = asyncio.Semaphore(self.concurrency)
@@ -111,6 +114,7 @@ class ChunkedTranscription:
                 if self.store and run_id:
                     await self.store.record(run_id, result)
                 results[index] = result
+                await report(reporter, result)
                 await reporter.progress(len(results) / total)
 
             outcomes = await asyncio.gather(
@@ -118,6 +122,11 @@ class ChunkedTranscription:
             )
             raise_first_failure(outcomes)
             return stitched(list(results.values()))
+
+
+async def report(reporter: Reporter, chunk: ChunkResult) -> None:
+    """Hand a finished chunk (or one kept from an earlier attempt) to the run's readers."""
+    await reporter.chunk(chunk.index, chunk.start_ms, chunk.end_ms, chunk.segments)
 
 
 def raise_first_failure(outcomes: Sequence[object]) -> None:

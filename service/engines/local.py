@@ -2,8 +2,9 @@
 
 PocketSphinx is single-threaded and needs roughly a tenth of real time per core, so a long
 recording is cut at pauses and the chunks are recognised side by side in the shared process
-pool, longest first so no core is left with a big chunk at the end. Chunks of about 15 s keep
-the cores evenly loaded, and recognising at pauses costs no accuracy against one long pass.
+pool, in time order, so the words people read first are the recording's first. Chunks of about
+15 s keep the cores evenly loaded, and recognising at pauses costs no accuracy against one long
+pass. Each chunk's segments are reported as it finishes, and the transcript is exactly them.
 Each pool process loads the acoustic and language models once and keeps them, since loading
 costs about as much as recognising a few seconds of speech.
 """
@@ -53,22 +54,26 @@ class LocalEngine:
         require_english(options.language)
         await reporter.stage("analyzing")
         pcm, spans = await run_cpu(prepare, audio_path)
-        longest_first = sorted(spans, key=lambda span: span[0] - span[1])
-        chunks = [
-            asyncio.ensure_future(
-                run_cpu(recognise_words, pcm[start * _BYTES_PER_MS : end * _BYTES_PER_MS], start)
+        duration_ms = pcm_duration_ms(pcm)
+
+        async def recognise(index: int, span: Span) -> tuple[int, Span, list[Segment]]:
+            start, end = span
+            words = await run_cpu(
+                recognise_words, pcm[start * _BYTES_PER_MS : end * _BYTES_PER_MS], start
             )
-            for start, end in longest_first
-        ]
-        words: list[Word] = []
+            return index, span, words_to_segments(words, duration_ms)
+
+        chunks = [asyncio.ensure_future(recognise(i, span)) for i, span in enumerate(spans)]
+        segments: list[Segment] = []
         try:
             for done, chunk in enumerate(asyncio.as_completed(chunks), start=1):
-                words.extend(await chunk)
+                index, (start, end), found = await chunk
+                segments.extend(found)
+                await reporter.chunk(index, start, end, found)
                 await reporter.progress(done / len(chunks))
         finally:
-            for chunk in chunks:
-                chunk.cancel()
-        segments = words_to_segments(words, pcm_duration_ms(pcm))
+            for pending in chunks:
+                pending.cancel()
         return Transcript.from_segments(segments, language="en")
 
 

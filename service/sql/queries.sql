@@ -195,6 +195,17 @@ FROM run_event e JOIN transcript_run r ON r.id = e.run_id
 WHERE e.run_id = :run_id AND e.id > :after_id
 ORDER BY e.id;
 
+-- run_partials --
+-- The partial transcripts of a run's latest attempt: its `partial` events since it last started
+-- (up to an event id, for a stream opening consistent with its init message).
+SELECT e.id, e.payload
+FROM run_event e
+WHERE e.run_id = :run_id AND e.type = 'partial'
+  AND (CAST(:up_to AS bigint) IS NULL OR e.id <= :up_to)
+  AND e.id > (SELECT coalesce(max(s.id), 0) FROM run_event s
+              WHERE s.run_id = :run_id AND s.type = 'started')
+ORDER BY e.id;
+
 -- owner_events_after --
 -- Replay for the global stream: the caller's transitions (everyone's for admin) after an id.
 SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id

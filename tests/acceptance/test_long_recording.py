@@ -10,21 +10,10 @@ import pytest
 
 from service.engines.base import EngineOptions
 from service.engines.local import LocalEngine
+from tests.fakes_engines import RecordingReporter
 from tests.speech import long_recording
 
 pytestmark = pytest.mark.timeout(600)
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.stages: list[str] = []
-        self.fractions: list[float] = []
-
-    async def stage(self, name: str) -> None:
-        self.stages.append(name)
-
-    async def progress(self, fraction: float) -> None:
-        self.fractions.append(fraction)
 
 
 async def test_twenty_minutes_come_back_as_ordered_segments_within_the_audio(
@@ -32,7 +21,7 @@ async def test_twenty_minutes_come_back_as_ordered_segments_within_the_audio(
 ) -> None:
     path, spoken = long_recording(speech_dir / "twenty.wav", 20)
     duration_ms = 20 * 60 * 1000
-    reporter = Progress()
+    reporter = RecordingReporter()
     transcript = await LocalEngine().transcribe(path, EngineOptions(), reporter)
 
     segments = transcript.segments

@@ -15,19 +15,9 @@ from service.config import Settings
 from service.engines.base import EngineOptions
 from service.engines.gemini import GeminiEngine
 from tests.fakes import Fakes, FaultKind, transcript_json
+from tests.fakes_engines import RecordingReporter
 from tests.integration.cloud import cloud_settings, queue_audio_run, spoken, until_final, worker_on
 from tests.integration.helpers import run_state
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.fractions: list[float] = []
-
-    async def stage(self, name: str) -> None:
-        pass
-
-    async def progress(self, fraction: float) -> None:
-        self.fractions.append(fraction)
 
 
 def analysis_or_transcript(body: dict[str, Any]) -> str:
@@ -73,7 +63,7 @@ async def test_long_audio_goes_in_concurrent_chunks_and_every_file_is_deleted(
 ) -> None:
     fakes.gemini.delay(lambda request: 0.3 if "generateContent" in request.path else 0)
     engine = GeminiEngine(cloud_settings(settings, fakes, gemini_chunk_ms=10_000))
-    ticks = Ticks()
+    ticks = RecordingReporter()
     started = time.monotonic()
     transcript = await engine.transcribe(spoken(speech_dir, 40), EngineOptions(), ticks)
     took = time.monotonic() - started

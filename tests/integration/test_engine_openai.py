@@ -14,23 +14,10 @@ from service.engines.base import EngineOptions
 from service.engines.openai import OpenAIEngine
 from service.engines.splitting import BIT_RATE
 from tests.fakes import Fakes, OpenAISegment, Transcription, TranscriptionCall
+from tests.fakes_engines import RecordingReporter
 from tests.integration.cloud import cloud_settings, queue_audio_run, spoken, until_final, worker_on
 
 MAX_REQUEST_BYTES = 25 * 1024 * 1024
-
-
-class Ticks:
-    """A reporter that remembers stages and progress, for engine calls outside a job."""
-
-    def __init__(self) -> None:
-        self.stages: list[str] = []
-        self.fractions: list[float] = []
-
-    async def stage(self, name: str) -> None:
-        self.stages.append(name)
-
-    async def progress(self, fraction: float) -> None:
-        self.fractions.append(fraction)
 
 
 def seconds_of(call: TranscriptionCall) -> float:
@@ -76,7 +63,9 @@ async def test_gpt_4o_transcribe_gets_json_and_one_segment_per_chunk(
 ) -> None:
     engine = OpenAIEngine(cloud_settings(settings, fakes, openai_chunk_ms=10_000))
     wav = spoken(speech_dir, 25)
-    transcript = await engine.transcribe(wav, EngineOptions(model="gpt-4o-transcribe"), Ticks())
+    transcript = await engine.transcribe(
+        wav, EngineOptions(model="gpt-4o-transcribe"), RecordingReporter()
+    )
     calls = fakes.openai.transcriptions
     assert len(calls) >= 2
     assert {c.response_format for c in calls} == {"json"}
@@ -95,7 +84,7 @@ async def test_long_audio_is_chunked_stitched_and_prompted_with_the_previous_wor
         engine_max_concurrent_chunks=1,
         openai_chunk_format="mp3",
     )
-    ticks = Ticks()
+    ticks = RecordingReporter()
     transcript = await OpenAIEngine(tuned).transcribe(
         spoken(speech_dir, 40), EngineOptions(), ticks
     )
@@ -133,7 +122,7 @@ async def test_a_60_minute_recording_goes_as_requests_under_25_mb_with_stitched_
     wav = spoken(tmp_path, 60 * 60)
     transcript = await OpenAIEngine(
         cloud_settings(settings, fakes, job_timeout_ms=600_000)
-    ).transcribe(wav, EngineOptions(), Ticks())
+    ).transcribe(wav, EngineOptions(), RecordingReporter())
     calls = fakes.openai.transcriptions
     assert len(calls) >= 6
     assert all(c.file_size is not None and c.file_size < MAX_REQUEST_BYTES for c in calls)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from service.client_commands import describe_error, output_path, runs_table
+from service.client import StreamMessage
+from service.client_commands import describe_error, output_path, partial_text, runs_table
 
 
 def test_output_path(tmp_path: Path) -> None:
@@ -42,3 +43,21 @@ def test_runs_table_keeps_ids_whole_in_a_narrow_terminal() -> None:
     wide.print(runs_table([run]))
     text = wide.export_text()
     assert "2026-11-23 14:00:00" in text and "job_timeout: Too long." in text
+
+
+def test_partial_text_reads_as_timed_lines_in_order() -> None:
+    data = {
+        "event": "partial",
+        "chunkIndex": 3,
+        "startMs": 60_000,
+        "endMs": 75_000,
+        "segments": [
+            {"start_ms": 66_500, "end_ms": 70_000, "text": "and then the second"},
+            {"start_ms": 61_200, "end_ms": 65_000, "text": "first words"},
+        ],
+    }
+    message = StreamMessage("partial", "run", None, None, 0, data=data)
+    assert partial_text(message) == (
+        "[00:01:01.200] first words\n[00:01:06.500] and then the second"
+    )
+    assert partial_text(StreamMessage("partial", "run", None, None, 0, data={})) == ""

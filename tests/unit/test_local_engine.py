@@ -9,28 +9,19 @@ import pytest
 from service.engines.base import EngineOptions
 from service.engines.local import LocalEngine, require_english, words_to_segments
 from service.errors import AudioUnreadable, EngineRefused
+from tests.fakes_engines import RecordingReporter
 from tests.speech import speak
-
-
-class Reporter:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    async def stage(self, name: str) -> None:
-        self.calls.append(("stage", name))
-
-    async def progress(self, fraction: float) -> None:
-        self.calls.append(("progress", fraction))
 
 
 async def test_a_spoken_sentence_comes_back_with_its_key_words(tmp_path: Path) -> None:
     clip = speak("the quick brown fox jumps over the lazy dog", tmp_path / "fox.wav")
-    reporter = Reporter()
+    reporter = RecordingReporter()
     transcript = await LocalEngine().transcribe(clip, EngineOptions(language="en"), reporter)
     assert {"quick", "brown", "fox", "dog"} <= set(transcript.text.split())
     assert transcript.language == "en"
-    assert reporter.calls[0] == ("stage", "analyzing") and reporter.calls[-1] == ("progress", 1.0)
+    assert reporter.calls[0] == "stage analyzing" and reporter.fractions[-1] == 1.0
     assert all(0 <= s.start_ms <= s.end_ms <= 4_000 for s in transcript.segments)
+    assert reporter.chunk_segments() == list(transcript.segments)
 
 
 @pytest.mark.parametrize("language", ["de", "fr-FR", "zh"])
@@ -59,5 +50,5 @@ async def test_an_unreadable_upload_fails_with_its_own_code_across_the_pool(
     notes = tmp_path / "notes.mp3"
     notes.write_text("not audio at all\n" * 50)
     with pytest.raises(AudioUnreadable) as caught:
-        await LocalEngine().transcribe(notes, EngineOptions(), Reporter())
+        await LocalEngine().transcribe(notes, EngineOptions(), RecordingReporter())
     assert caught.value.code == "audio_unreadable"

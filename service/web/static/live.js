@@ -90,9 +90,10 @@ function streamOrPoll(path, { every, pollOnce, onMessage, onMode }) {
 }
 
 /**
- * Follow one run: `onMessage` gets init, update... then done or error, from the per-run stream
- * or, when it fails, from `GET /progress` every 2 s. `onMode("live" | "polling")` says which.
- * Returns a function that stops following.
+ * Follow one run: `onMessage` gets init, update and partial... then done or error, from the
+ * per-run stream or, when it fails, from `GET /progress` every 2 s (with `{event: "so-far",
+ * chunks}` from `GET /transcript?partial=1` while the run is processing). `onMode("live" |
+ * "polling")` says which. Returns a function that stops following.
  */
 export function followRun(runId, { onMessage, onMode }) {
   return streamOrPoll(`/api/runs/${runId}/events`, {
@@ -107,6 +108,11 @@ export function followRun(runId, { onMessage, onMode }) {
         const message = progressMessage(await api(`/api/runs/${runId}/progress`));
         if (isStopped()) return false;
         onMessage(message);
+        if (message.status === "processing") {
+          const soFar = await api(`/api/runs/${runId}/transcript?partial=1&format=json`);
+          if (isStopped()) return false;
+          onMessage({ event: "so-far", chunks: [{ chunkIndex: 0, segments: soFar.segments }] });
+        }
         return message.event !== "done" && message.event !== "error";
       } catch (err) {
         if (isStopped()) return false;

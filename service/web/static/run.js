@@ -1,4 +1,5 @@
-// One run: where it stands (live), then its transcript and downloads; cancel and retry.
+// One run: where it stands (live), the text transcribed so far while it runs, then its
+// transcript and downloads; cancel and retry.
 
 import { api, ApiError, downloadTranscript } from "./api.js";
 import { announce, fill, h } from "./dom.js";
@@ -20,6 +21,7 @@ export function renderRun(main, runId) {
     elapsed: null, // {ms, at}: server-measured elapsed time and when we learnt it
     startOffsetMs: null, // from the run's creation to the start of its current attempt
     estimate: null, // {seconds, at}: the server's own estimate, when it gave one
+    partials: new Map(), // chunkIndex → finished chunk of the current attempt, until done
   };
 
   const title = h("h1", { id: "run-title" }, "Recording");
@@ -36,17 +38,19 @@ export function renderRun(main, runId) {
   const retryButton = h("button", { type: "button", id: "retry", hidden: true, onclick: retry }, "Retry");
   const actionProblem = h("p", { class: "problem", role: "alert" });
   const segments = h("ol", { class: "segments", id: "segments" });
+  const transcriptHeading = h("h2", { id: "transcript-h" }, "Transcript");
+  const soFar = h("p", { class: "hint", id: "transcript-so-far", hidden: true });
+  const downloads = h("div", { class: "downloads", role: "group", "aria-label": "Download the transcript" },
+    h("span", { class: "hint" }, "Download"),
+    FORMATS.map((format) => h("button", {
+      type: "button", class: "quiet", dataset: { format }, "aria-label": `Download as ${format.toUpperCase()}`,
+      onclick: () => download(format),
+    }, format.toUpperCase())));
   const transcriptSection = h(
     "section",
     { class: "card", id: "transcript", "aria-labelledby": "transcript-h", hidden: true },
-    h("div", { class: "card-head" },
-      h("h2", { id: "transcript-h" }, "Transcript"),
-      h("div", { class: "downloads", role: "group", "aria-label": "Download the transcript" },
-        h("span", { class: "hint" }, "Download"),
-        FORMATS.map((format) => h("button", {
-          type: "button", class: "quiet", dataset: { format }, "aria-label": `Download as ${format.toUpperCase()}`,
-          onclick: () => download(format),
-        }, format.toUpperCase())))),
+    h("div", { class: "card-head" }, transcriptHeading, downloads),
+    soFar,
     segments,
   );
 
@@ -132,13 +136,41 @@ export function renderRun(main, runId) {
     if (run.transcript && run.status === "succeeded") showTranscript(run.transcript);
   }
 
-  function showTranscript(transcript) {
-    const parts = transcript.segments?.length ? transcript.segments : [{ start_ms: 0, text: transcript.text }];
-    fill(segments, parts.map((segment) => h("li", {},
+  function segmentItems(parts) {
+    return parts.map((segment) => h("li", {},
       h("span", { class: "ts" }, timestamp(segment.start_ms)), " ",
-      h("span", { class: "text" }, segment.text || "…"))));
+      h("span", { class: "text" }, segment.text || "…")));
+  }
+
+  function showTranscript(transcript) {
+    state.partials.clear();
+    const parts = transcript.segments?.length ? transcript.segments : [{ start_ms: 0, text: transcript.text }];
+    fill(segments, segmentItems(parts));
     if (!transcript.text) fill(segments, h("li", { class: "hint" }, "No speech was recognised in this recording."));
+    segments.dataset.partial = "false";
+    fill(transcriptHeading, "Transcript");
+    soFar.hidden = true;
+    downloads.hidden = false;
     transcriptSection.hidden = false;
+  }
+
+  /** The finished chunks, in the recording's order, while the rest is still being transcribed. */
+  function showPartials() {
+    if (!ACTIVE.has(state.status) && state.status !== null) return;
+    const parts = [...state.partials.values()].flatMap((chunk) => chunk.segments);
+    if (!parts.length) return;
+    fill(segments, segmentItems(parts.sort((a, b) => a.start_ms - b.start_ms)));
+    segments.dataset.partial = "true";
+    fill(transcriptHeading, "Transcript so far");
+    fill(soFar, "Still transcribing: more text appears here as each part of the recording is done.");
+    soFar.hidden = false;
+    downloads.hidden = true;
+    transcriptSection.hidden = false;
+  }
+
+  function takePartial(data) {
+    state.partials.set(data.chunkIndex, data);
+    showPartials();
   }
 
   // --- following it --------------------------------------------------------------------------
@@ -176,6 +208,19 @@ export function renderRun(main, runId) {
       return;
     }
     if (liveNote.dataset.mode === "polling") fill(liveNote, POLLING_NOTE);
+    if (data.event === "partial") {
+      takePartial(data);
+      return;
+    }
+    if (data.event === "so-far") {
+      state.partials = new Map(data.chunks.map((chunk) => [chunk.chunkIndex, chunk]));
+      showPartials();
+      return;
+    }
+    if (data.transition === "started") {
+      state.partials.clear(); // a new attempt transcribes from the start again
+      if (segments.dataset.partial === "true") transcriptSection.hidden = true;
+    }
     const before = state.status;
     const ms = elapsedMs();
     take(data);
