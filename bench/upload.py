@@ -24,24 +24,18 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _B
 sys.path.insert(0, str(_BENCH_DIR.parent))
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import struct  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
-import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 from tusclient.client import TusClient  # noqa: E402
 
-from service.database import asyncpg_dsn, normalize_url  # noqa: E402
+from bench._server import own_database, serve, token_for  # noqa: E402
 
 MB = 1024 * 1024
 SAMPLE_RATE = 48_000
@@ -62,67 +56,6 @@ def write_wav(path: Path, data_bytes: int) -> None:
         while left > 0:
             f.write(block[: min(left, len(block))])
             left -= min(left, len(block))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def own_database() -> Iterator[dict[str, str]]:
-    """A fresh database on DATABASE_URL's server for this run (nothing when it is unset)."""
-    configured = os.environ.get("DATABASE_URL")
-    if not configured:
-        yield {}
-        return
-    server = normalize_url(configured)
-    name = f"tapeline_bench_{os.getpid()}"
-
-    async def run(statement: str) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(server))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
-        yield {"DATABASE_URL": url}
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@contextmanager
-def serve(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--no-worker", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 class PeakRss:
@@ -174,18 +107,8 @@ def main() -> None:
 
         env = dict(os.environ, TAPELINE_DATA_DIR=str(root / "data"), PYTHONUNBUFFERED="1")
         env.update(database)
-        token = (
-            subprocess.run(
-                [sys.executable, "-m", "service", "token", "create", "bench"],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        with serve(env, root / "server.log") as (base, proc):
+        token = token_for(env, "bench")
+        with serve(env, root / "server.log", "--no-worker") as (base, proc):
             client = TusClient(f"{base}/api/uploads/", headers={"Authorization": f"Bearer {token}"})
             client.uploader(file_path=str(warmup), chunk_size=MB).upload()
             before = int(psutil.Process(proc.pid).memory_info().rss)

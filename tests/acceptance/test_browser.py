@@ -211,6 +211,47 @@ def test_a_user_signs_in_drops_a_recording_and_reads_its_transcript_live(
     assert page.evaluate("localStorage.getItem('tapeline.token')") is None
 
 
+def test_the_run_page_shows_the_text_as_each_part_is_transcribed(
+    site: Site, context: BrowserContext, speech_dir: Path
+) -> None:
+    recording, _ = long_recording(speech_dir / "web-partials.wav", 1.5, sentences=_SENTENCES)
+    signed_in(context, site.token)
+    # Record every state of the transcript list from the page's first script on, so a part
+    # that arrives between two of Playwright's polls is still seen.
+    context.add_init_script(
+        """window.seenTranscript = [];
+        new MutationObserver(() => {
+            const list = document.getElementById("segments");
+            const heading = document.getElementById("transcript-h");
+            if (!list || !heading) return;
+            const state = [list.dataset.partial || "", list.children.length, heading.textContent];
+            const last = window.seenTranscript.at(-1);
+            if (!last || last.join() !== state.join()) window.seenTranscript.push(state);
+        }).observe(document, { subtree: true, childList: true, attributes: true });"""
+    )
+    created = httpx.post(
+        f"{site.base}/api/transcribe",
+        headers={"Authorization": f"Bearer {site.token}"},
+        files={"file": recording.read_bytes()},
+        data={"engine": "local"},
+        timeout=60,
+    )
+    assert created.status_code == 202, created.text
+    page = context.new_page()
+    page.goto(f"{site.base}/#/runs/{created.json()['id']}")
+    expect(page.locator("#run-status")).to_have_text("Done", timeout=WAIT_MS)
+    expect(page.locator("#segments")).to_have_attribute("data-partial", "false")
+    seen = page.evaluate("window.seenTranscript")
+    print(f"transcript list states seen: {seen}")
+    growing = [count for partial, count, heading in seen if partial == "true"]
+    assert growing and growing == sorted(growing), seen
+    assert all(h == "Transcript so far" for p, _, h in seen if p == "true"), seen
+    final = page.locator("#segments li").count()
+    assert final >= growing[-1] and seen[-1][2] == "Transcript"
+    heard = set(page.locator("#segments").inner_text().lower().split())
+    assert len(SPOKEN & heard) >= 3, heard
+
+
 def test_the_run_page_polls_progress_when_the_streams_fail(
     site: Site, context: BrowserContext, tmp_path: Path
 ) -> None:
