@@ -1,13 +1,15 @@
 """Live status fan-out: how fast a committed change reaches N idle SSE subscribers, what an idle
 connection costs the server, and what the same N clients cost polling `/progress` instead.
 
-    python bench/sse.py [--subscribers 1000,5000] [--database-url postgresql://…/test]
+    python bench/sse.py [--subscribers 1000,5000] [--api-processes 1] [--database-url …]
 
 For each N, against a freshly created scratch database `tapeline_bench_sse` (on the server the
 URL names; the URL's own database is only used to create it and to read statistics):
 
-1. a fresh `tapeline serve --no-worker` process (python -m service) on a free port; its RSS from
-   `GET /api/admin/worker` before any client connects;
+1. a fresh `tapeline serve --no-worker` process (python -m service) on a free port, or with
+   `--api-processes K` K of them, as behind a load balancer (each client process talks to one;
+   RSS, CPU and subscribers are summed); its RSS from `GET /api/admin/worker` before any client
+   connects;
 2. N idle subscribers of `GET /api/runs/events` (admin token: every change reaches every one),
    held by separate client processes (bench/_sse_clients.py, raw asyncio protocols); once the
    admin endpoint counts N subscribers, RSS again: (after - before) / N per idle connection;
@@ -167,11 +169,11 @@ def _stop(proc: subprocess.Popen[Any], timeout: float) -> None:
 class Server:
     """`tapeline serve --no-worker` on a free port, against the scratch database."""
 
-    def __init__(self, url: URL, workdir: Path) -> None:
+    def __init__(self, url: URL, workdir: Path, name: str = "server") -> None:
         self.url = url
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
+        self.log_path = workdir / f"{name}.log"
         self.data_dir = workdir / "data"
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.AsyncClient(
@@ -188,7 +190,7 @@ class Server:
             TAPELINE_DATA_DIR=str(self.data_dir),
             SSE_HEARTBEAT_MS="15000",
         )
-        command = [sys.executable, "-m", "service", "serve", "--no-worker"]
+        command = [sys.executable, "-m", "service", "serve", "--no-worker", "--no-migrate"]
         with open(self.log_path, "wb") as log:
             return subprocess.Popen(
                 [*command, "--port", str(self.port)],
@@ -230,6 +232,36 @@ class Server:
         await self.http.aclose()
         if self.proc is not None:
             _stop(self.proc, 15)
+
+
+class Servers:
+    """`--api-processes` API processes on the one database, as behind a load balancer: client
+    process i talks to server i mod count; memory, CPU and subscribers are their sums."""
+
+    def __init__(self, url: URL, workdir: Path, count: int) -> None:
+        self.members = [Server(url, workdir, f"server-{i}") for i in range(count)]
+
+    def port_for(self, index: int) -> int:
+        return self.members[index % len(self.members)].port
+
+    async def start(self) -> None:
+        await asyncio.gather(*(server.start() for server in self.members))
+
+    async def subscribers(self) -> int:
+        states = await asyncio.gather(*(server.state() for server in self.members))
+        return sum(int(state["streams"]["subscribers"]) for state in states)
+
+    async def rss_bytes(self) -> int:
+        return sum(await asyncio.gather(*(server.rss_bytes() for server in self.members)))
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.members)
+
+    def log_tails(self) -> str:
+        return "\n".join(_tail(server.log_path) for server in self.members)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(server.stop() for server in self.members))
 
 
 class ClientProcess:
@@ -418,11 +450,11 @@ def _percentile(ordered: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
-async def _wait_for_subscribers(server: Server, count: int) -> int:
+async def _wait_for_subscribers(servers: Servers, count: int) -> int:
     deadline = time.monotonic() + SUBSCRIBERS_TIMEOUT_S
     seen = -1
     while time.monotonic() < deadline:
-        seen = int((await server.state())["streams"]["subscribers"])
+        seen = await servers.subscribers()
         if seen >= count:
             return seen
         await asyncio.sleep(0.5)
@@ -477,9 +509,10 @@ class Options:
     client_processes: int = 0  # 0: one per 5,000 clients
     user_token: bool = False
     polling: bool = True
+    api_processes: int = 1
 
     def processes_for(self, n: int) -> int:
-        return self.client_processes or max(1, math.ceil(n / 5000))
+        return self.client_processes or max(self.api_processes, math.ceil(n / 5000))
 
 
 class Bench:
@@ -490,7 +523,7 @@ class Bench:
         self.options = options
         self.workdir = workdir
         self.result = Result(subscribers=n, client_processes=options.processes_for(n))
-        self.server = Server(url, workdir)
+        self.server = Servers(url, workdir, options.api_processes)
         self.driver = Driver(url)
         self.admin_url = admin_url
         self.counter: TxCounter | None = None
@@ -500,7 +533,7 @@ class Bench:
 
     def _spawn(self, mode: str, extra: list[str]) -> None:
         for i, share in enumerate(_shares(self.n, self.result.client_processes)):
-            args = [mode, "--port", str(self.server.port), "--count", str(share)]
+            args = [mode, "--port", str(self.server.port_for(i)), "--count", str(share)]
             args += ["--token", self.token, *extra]
             self.clients.append(ClientProcess(args, self.workdir / f"{mode}-{i}.log"))
 
@@ -520,7 +553,7 @@ class Bench:
                 await self.poll_window()
         except Exception as exc:
             self.result.error = f"{type(exc).__name__}: {exc}"
-            self.result.notes.append(f"server log tail:\n{_tail(self.server.log_path)}")
+            self.result.notes.append(f"server log tail:\n{self.server.log_tails()}")
         finally:
             self._stop_clients()
             await self.server.stop()
@@ -749,6 +782,12 @@ def main() -> None:
         action="store_true",
         help="clients use one user's API token instead of ADMIN_TOKEN (auth then queries)",
     )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="API processes sharing the clients, as several behind a load balancer",
+    )
     parser.add_argument("--sse-only", action="store_true", help="skip the polling comparison")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
@@ -757,6 +796,7 @@ def main() -> None:
         client_processes=args.client_processes,
         user_token=args.user_token,
         polling=not args.sse_only,
+        api_processes=args.api_processes,
     )
     counts = [int(part) for part in args.subscribers.split(",") if part.strip()]
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
@@ -23,6 +24,7 @@ from service.cpu import shutdown_cpu_pool
 from service.engines.base import Engine
 from service.errors import TapelineError
 from service.event_stream import close_streams_on_shutdown
+from service.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +141,15 @@ def create_app(
             Exception: unexpected_error,
         },
     )
+
+
+SERVE_WITH_WORKER = "TAPELINE_SERVE_WITH_WORKER"
+"""How `tapeline serve --processes N` tells the processes it starts whether to run a worker."""
+
+
+def serve_process() -> Starlette:
+    """One of the API processes of `tapeline serve --processes N`. Uvicorn starts each one by
+    importing this by name, so what `serve` decided reaches it through the environment."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings, with_worker=os.environ.get(SERVE_WITH_WORKER, "1") == "1")

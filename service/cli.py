@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,28 +64,42 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="API only.")] = False,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations.")] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="API processes sharing the port, each with its own event listener (and worker).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (with a worker in the same process unless --no-worker)."""
     import uvicorn
 
-    from service.app import create_app
+    from service.app import SERVE_WITH_WORKER, create_app
 
     settings = _settings()
     _setup_logging(settings)
     if not no_migrate:
         _migrate(settings)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "timeout_graceful_shutdown": 5,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+    }
+    if processes > 1:
+        # Uvicorn's supervisor starts the processes, restarts any that dies, and on SIGTERM
+        # stops them all gracefully before it returns.
+        os.environ[SERVE_WITH_WORKER] = "0" if no_worker else "1"
+        uvicorn.run("service.app:serve_process", factory=True, workers=processes, **options)
+        return
     application = create_app(settings, with_worker=not no_worker)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally then, so exit
     # hooks run (the embedded database counts the processes using it and stops after the last).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        application,
-        host=host,
-        port=port,
-        timeout_graceful_shutdown=5,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-    )
+    uvicorn.run(application, **options)
 
 
 @app.command()

@@ -88,3 +88,46 @@ def test_json_logs_and_worker_metrics(
     ]
     assert len(finished) == 1, worker
     assert isinstance(finished[0]["job_id"], int) and finished[0]["engine"] == "local"
+
+
+def test_serve_with_two_processes_shares_one_port_and_stops_on_sigterm(
+    subprocess_env: dict[str, str], speech_dir: Path, tmp_path: Path
+) -> None:
+    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="0")
+    token = subprocess.run(
+        tapeline("token", "create", "fran"), env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    clip = speak("two processes answer on one port", speech_dir / "two-processes.wav")
+    log = tmp_path / "serve.log"
+    admin = {"Authorization": "Bearer admin-secret"}
+    with api_server(env, log, "--processes", "2", "--no-migrate") as base:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2:
+            assert time.monotonic() < deadline, f"only {pids} answered"
+            state = httpx.get(f"{base}/api/admin/worker", headers=admin).json()
+            pids.add(state["process"]["pid"])
+            assert state["streams"]["listening"] and state["worker"]["state"] == "running"
+        created = httpx.post(
+            f"{base}/api/transcribe",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": clip.read_bytes()},
+            timeout=60,
+        )
+        assert created.status_code == 202, created.text
+        run_id = created.json()["id"]
+        with httpx.stream(
+            "GET",
+            f"{base}/api/runs/{run_id}/events",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as stream:
+            events = [
+                json.loads(line[len("data: ") :])["event"]
+                for line in stream.iter_lines()
+                if line.startswith("data: ")
+            ]
+        assert events[0] == "init" and events[-1] == "done", events
+    output = log.read_text()
+    assert "Stopping parent process" in output, output[-2000:]
+    assert output.count("Application shutdown complete") == 2, output[-2000:]
