@@ -1,28 +1,18 @@
-"""What the benchmarks that drive a real `tapeline serve` share: a database of their own, the
-server process, a token."""
+"""What the benchmarks that drive a real `tapeline serve` share: a database of their own and a
+token; the server process is the tests' own (`tests.server.serving`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import asyncpg
-import httpx
 
 from service.database import asyncpg_dsn, normalize_url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -48,39 +38,6 @@ def own_database() -> Iterator[dict[str, str]]:
         yield {"DATABASE_URL": url}
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@contextmanager
-def serve(
-    env: dict[str, str], log: Path, *options: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`tapeline serve` with `options` on a free port, until the block ends."""
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", *options, "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def token_for(env: dict[str, str], owner: str) -> str:

@@ -33,7 +33,8 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 from httpx_sse import connect_sse  # noqa: E402
 
-from bench._server import own_database, serve, token_for  # noqa: E402
+from bench._server import own_database, token_for  # noqa: E402
+from tests.server import serving  # noqa: E402
 from tests.speech import long_recording  # noqa: E402
 
 
@@ -86,7 +87,7 @@ def main() -> None:
         env = dict(os.environ, TAPELINE_DATA_DIR=str(root / "data"), PYTHONUNBUFFERED="1")
         env.update(database, TRANSCRIBE_SYNC_MAX_DURATION_MS="0")
         headers = {"Authorization": f"Bearer {token_for(env, 'bench')}"}
-        with serve(env, root / "server.log") as (base, _):
+        with serving(env, root / "server.log", timeout=120) as (base, _):
             with recording.open("rb") as f:
                 created = httpx.post(
                     f"{base}/api/transcribe",

@@ -35,7 +35,8 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from tusclient.client import TusClient  # noqa: E402
 
-from bench._server import own_database, serve, token_for  # noqa: E402
+from bench._server import own_database, token_for  # noqa: E402
+from tests.server import serving  # noqa: E402
 
 MB = 1024 * 1024
 SAMPLE_RATE = 48_000
@@ -108,7 +109,7 @@ def main() -> None:
         env = dict(os.environ, TAPELINE_DATA_DIR=str(root / "data"), PYTHONUNBUFFERED="1")
         env.update(database)
         token = token_for(env, "bench")
-        with serve(env, root / "server.log", "--no-worker") as (base, proc):
+        with serving(env, root / "server.log", "--no-worker", timeout=120) as (base, proc):
             client = TusClient(f"{base}/api/uploads/", headers={"Authorization": f"Bearer {token}"})
             client.uploader(file_path=str(warmup), chunk_size=MB).upload()
             before = int(psutil.Process(proc.pid).memory_info().rss)

@@ -17,16 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.engines.base import Segment
 from service.queries import q
+from service.runs import Partial
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkResult:
-    """One transcribed chunk: where it lies in the recording and its segments (absolute ms)."""
+class ChunkResult(Partial):
+    """One transcribed chunk (where it lies, its segments in absolute ms) and which engine made
+    it: a chunk is kept for a retry of the same engine only."""
 
-    index: int
-    start_ms: int
-    end_ms: int
-    segments: tuple[Segment, ...]
     engine: str
 
 

@@ -49,6 +49,15 @@ def api_server(
     env: dict[str, str], log_path: Path, *extra: str, timeout: float = 60
 ) -> Iterator[str]:
     """`tapeline serve` on a free port; yields its base URL once /healthz answers."""
+    with serving(env, log_path, *extra, timeout=timeout) as (base, _):
+        yield base
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], log_path: Path, *extra: str, timeout: float = 60
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`api_server`, yielding the process too (benchmarks watch its memory)."""
     port = free_port()
     args = tapeline("serve", "--port", str(port), *extra)
     with process(args, env, log_path) as proc:
@@ -65,7 +74,7 @@ def api_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, proc
 
 
 def env_with(base: dict[str, str], **values: str) -> dict[str, str]:
