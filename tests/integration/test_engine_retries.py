@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import transcription
+from service import runs, transcription
 from service.config import Settings
 from service.context import open_context
 from service.errors import EngineNotConfigured
@@ -195,6 +195,11 @@ async def test_a_retried_job_does_not_send_finished_chunks_again(
     assert kept == len(answered)
     starts = [s["start_ms"] for s in done["transcript"]["segments"]]
     assert starts == sorted(starts) and len(starts) == 2 * len(answered)
+    async with db.connect() as conn:
+        latest = await runs.partials(conn, run["id"])
+    assert len(latest) == len(answered), "the retry reported the kept chunks again"
+    stitched = runs.partial_transcript(latest, None)
+    assert [seg.to_json() for seg in stitched.segments] == done["transcript"]["segments"]
 
 
 async def test_keys_appear_in_no_log_error_event_or_row(
