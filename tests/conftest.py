@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings, load_settings
@@ -27,6 +28,7 @@ TEST_DATABASE = f"tapeline_test_{os.getpid()}"
 TABLES = (
     "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone"
 )
+DEADLOCK = "40P01"
 
 
 def _server_url(tmp_root: Path) -> URL:
@@ -92,10 +94,23 @@ async def db(database_url: URL) -> AsyncIterator[AsyncEngine]:
     run_event id they published, exactly as in production, where the log never restarts.
     """
     engine = create_engine(database_url, pool_size=5)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    await empty_tables(engine)
     yield engine
     await engine.dispose()
+
+
+async def empty_tables(engine: AsyncEngine, attempts: int = 5) -> None:
+    """TRUNCATE every table, again if Postgres picks it as a deadlock's victim: a server from
+    a module's fixture may still be finishing a run while the next test starts."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)
 
 
 @pytest.fixture(scope="session")
