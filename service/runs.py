@@ -186,7 +186,7 @@ async def partials(
 ) -> list[Partial]:
     """The chunks finished by the run's latest attempt (up to an event id), in time order.
 
-    A chunk transcribed twice (by an attempt that was cut short, then again) counts once.
+    A chunk reported twice counts once, with what it said last.
     """
     params = {"run_id": run_id, "up_to": up_to_event}
     rows = (await conn.execute(q("run_partials"), params)).mappings().all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ def test_transcribe_follow_prints_the_transcript(client_env: dict[str, str], sen
     assert done.returncode == 0, done.stderr
     assert {"quick", "brown", "fox", "lazy", "dog"} <= set(done.stdout.split()), done.stdout
     assert "100%" in done.stderr
+    partial_lines = re.findall(r"^\[00:00:\d\d\.\d{3}\] .+$", done.stderr, re.M)
+    assert partial_lines, f"the text so far was shown as it came: {done.stderr}"
+    assert {"quick", "fox"} <= set(" ".join(partial_lines).split())
 
 
 def test_transcribe_follow_writes_subtitles_to_a_file(
