@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,9 +78,3 @@ def reusable(
     if chunk is None or (chunk.start_ms, chunk.end_ms) != span or chunk.engine != engine:
         return None
     return chunk
-
-
-def stitched(chunks: Sequence[ChunkResult]) -> list[Segment]:
-    """Every chunk's segments, in time order."""
-    segments = [s for chunk in sorted(chunks, key=lambda c: c.index) for s in chunk.segments]
-    return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))

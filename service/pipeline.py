@@ -78,13 +78,8 @@ class RunReporter:
     ) -> None:
         """Record a finished chunk as a `partial` event, checked as the transcript will be,
         so the partials of a run add up to exactly its final transcript."""
-        start = max(0, min(start_ms, self.duration_ms))
-        partial = runs.Partial(
-            index=index,
-            start_ms=start,
-            end_ms=max(start, min(end_ms, self.duration_ms)),
-            segments=checked_segments(segments, self.duration_ms),
-        )
+        start, end = within(start_ms, end_ms, self.duration_ms)
+        partial = runs.Partial(index, start, end, checked_segments(segments, self.duration_ms))
         async with self.db.begin() as conn:
             await runs.record_partial(conn, self.run, partial)
 
@@ -96,10 +91,15 @@ def checked_segments(segments: Sequence[Segment], duration_ms: int) -> tuple[Seg
         text = seg.text.strip()
         if not text:
             continue
-        start = max(0, min(seg.start_ms, duration_ms))
-        end = max(start, min(seg.end_ms, duration_ms))
+        start, end = within(seg.start_ms, seg.end_ms, duration_ms)
         checked.append(Segment(start, end, text, seg.speaker))
     return tuple(checked)
+
+
+def within(start_ms: int, end_ms: int, duration_ms: int) -> tuple[int, int]:
+    """A time range moved inside the audio, never ending before it starts."""
+    start = max(0, min(start_ms, duration_ms))
+    return start, max(start, min(end_ms, duration_ms))
 
 
 def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:

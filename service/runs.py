@@ -194,9 +194,15 @@ async def partials(
     return sorted(by_index.values(), key=lambda p: (p.start_ms, p.index))
 
 
+def stitched(chunks: Sequence[Partial]) -> list[Segment]:
+    """Every chunk's segments, in time order: a finished run's transcript is exactly this."""
+    segments = [s for chunk in sorted(chunks, key=lambda c: c.index) for s in chunk.segments]
+    return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))
+
+
 def partial_transcript(chunks: Sequence[Partial], language: str | None) -> Transcript:
-    """One transcript of the chunks finished so far: their segments in time order."""
-    return Transcript.from_segments([s for p in chunks for s in p.segments], language)
+    """One transcript of the chunks finished so far."""
+    return Transcript.from_segments(stitched(chunks), language)
 
 
 async def notify_progress(conn: AsyncConnection, run: Row, stage: str, progress: int) -> None:

@@ -10,14 +10,7 @@ from pathlib import Path
 
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
 from service.errors import TapelineError
-
-
-@dataclass(frozen=True)
-class ReportedChunk:
-    index: int
-    start_ms: int
-    end_ms: int
-    segments: tuple[Segment, ...]
+from service.runs import Partial, stitched
 
 
 @dataclass
@@ -26,7 +19,7 @@ class RecordingReporter:
 
     stages: list[str] = field(default_factory=list)
     fractions: list[float] = field(default_factory=list)
-    chunks: list[ReportedChunk] = field(default_factory=list)
+    chunks: list[Partial] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
 
     async def stage(self, name: str) -> None:
@@ -40,13 +33,12 @@ class RecordingReporter:
     async def chunk(
         self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
     ) -> None:
-        self.chunks.append(ReportedChunk(index, start_ms, end_ms, tuple(segments)))
+        self.chunks.append(Partial(index, start_ms, end_ms, tuple(segments)))
         self.calls.append("chunk")
 
     def chunk_segments(self) -> list[Segment]:
         """Every reported chunk's segments, in time order: what the transcript must be."""
-        segments = [s for chunk in self.chunks for s in chunk.segments]
-        return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))
+        return stitched(self.chunks)
 
 
 class EchoEngine:
