@@ -26,11 +26,18 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return speak("testing one two three", tmp_path_factory.mktemp("audio") / "spoken.wav")
 
 
-def encode(source: Path, target: Path, container: str, codec: str) -> Path:
+def encode(
+    source: Path,
+    target: Path,
+    container: str,
+    codec: str,
+    rate: int | None = None,
+    layout: str = "mono",
+) -> Path:
     with av.open(str(source)) as src, av.open(str(target), "w", format=container) as dst:
-        rate = 48_000 if codec == "libopus" else 16_000
-        stream = dst.add_stream(codec, rate=rate)
-        resampler = av.AudioResampler(format=stream.format, layout="mono", rate=rate)
+        rate = rate or (48_000 if codec == "libopus" else 16_000)
+        stream = dst.add_stream(codec, rate=rate, layout=layout)
+        resampler = av.AudioResampler(format=stream.format, layout=layout, rate=rate)
         for frame in src.decode(audio=0):
             for out in resampler.resample(frame):
                 dst.mux(stream.encode(out))
@@ -92,16 +99,7 @@ def test_truncated_flac_and_webm_are_refused(
 
 
 def test_stereo_44k_is_mixed_down_to_16k_mono(spoken: Path, tmp_path: Path) -> None:
-    stereo = tmp_path / "stereo.flac"
-    with av.open(str(spoken)) as src, av.open(str(stereo), "w") as dst:
-        stream = dst.add_stream("flac", rate=44_100, layout="stereo")
-        resampler = av.AudioResampler(format="s16", layout="stereo", rate=44_100)
-        for frame in src.decode(audio=0):
-            for out in resampler.resample(frame):
-                dst.mux(stream.encode(out))
-        for out in resampler.resample(None):
-            dst.mux(stream.encode(out))
-        dst.mux(stream.encode(None))
+    stereo = encode(spoken, tmp_path / "stereo.flac", "flac", "flac", 44_100, "stereo")
     info = probe(stereo)
     assert (info.sample_rate, info.channels, info.codec) == (44_100, 2, "flac")
     pcm = decode_pcm16(stereo)
