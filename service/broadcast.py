@@ -17,13 +17,14 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import ServerSentEvent
 
+from service.eager import Begun
 from service.listener import Listener
 from service.queries import q
 from service.representations import PARTIAL_EVENT, event_data, tick_data
@@ -71,6 +72,10 @@ class Subscription:
     Last-Event-ID. `writer` is the task sending this stream to its client; while it is inside a
     send (`sending_since` set), a drop, a close or a send that outlives the send timeout cancels
     it, since a client that stopped reading would otherwise hold it for ever.
+
+    While the writer is idle it sets `send_now`, and the hub's delivery writes a message itself
+    rather than waking the writer for it (see `event_stream`); a send that has to wait for the
+    client becomes the writer's `handoff`, and messages queue behind it as usual.
     """
 
     run_id: str | None
@@ -84,10 +89,14 @@ class Subscription:
     writer: asyncio.Task[Any] | None = None
     sending_since: float | None = None
     last_write: float = 0.0
+    send_now: Callable[[Message], bool] | None = None
+    handoff: Begun | None = None
     _waiter: asyncio.Future[None] | None = None
 
     def offer(self, message: Message) -> None:
         if self.dropped or self.closed:
+            return
+        if self.send_now is not None and not self.buffer and self.send_now(message):
             return
         if len(self.buffer) >= self.maxsize:
             self.dropped = True
@@ -107,6 +116,14 @@ class Subscription:
         self.interrupt()
         self._wake()
 
+    def hand_off(self, send: Begun, since: float) -> None:
+        """A send begun outside the writer must wait for the client: the writer finishes it,
+        under the send deadline, before anything else."""
+        self.handoff = send
+        self.sending_since = since
+        self.send_now = None
+        self._wake()
+
     def want_heartbeat(self) -> None:
         self.heartbeat_due = True
         self._wake()
@@ -123,7 +140,13 @@ class Subscription:
 
     async def wait(self) -> None:
         """Until there is something to send, or the subscription ended."""
-        while not (self.buffer or self.heartbeat_due or self.dropped or self.closed):
+        while not (
+            self.buffer
+            or self.handoff is not None
+            or self.heartbeat_due
+            or self.dropped
+            or self.closed
+        ):
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
