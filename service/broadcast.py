@@ -73,9 +73,9 @@ class Subscription:
     send (`sending_since` set), a drop, a close or a send that outlives the send timeout cancels
     it, since a client that stopped reading would otherwise hold it for ever.
 
-    While the writer is idle it sets `send_now`, and the hub's delivery writes a message itself
-    rather than waking the writer for it (see `event_stream`); a send that has to wait for the
-    client becomes the writer's `handoff`, and messages queue behind it as usual.
+    While the writer is idle it sets `send_now`, and the hub's delivery writes the messages
+    itself rather than waking the writer for them (see `event_stream`); a send that has to wait
+    for the client becomes the writer's `handoff`, and messages queue behind it as usual.
     """
 
     run_id: str | None
@@ -89,21 +89,22 @@ class Subscription:
     writer: asyncio.Task[Any] | None = None
     sending_since: float | None = None
     last_write: float = 0.0
-    send_now: Callable[[Message], bool] | None = None
+    send_now: Callable[[list[Message]], bool] | None = None
     handoff: Begun | None = None
     _waiter: asyncio.Future[None] | None = None
 
-    def offer(self, message: Message) -> None:
+    def offer(self, messages: list[Message]) -> None:
+        """This stream's share of what the hub is delivering, oldest first."""
         if self.dropped or self.closed:
             return
-        if self.send_now is not None and not self.buffer and self.send_now(message):
+        if self.send_now is not None and not self.buffer and self.send_now(messages):
             return
-        if len(self.buffer) >= self.maxsize:
+        if len(self.buffer) + len(messages) > self.maxsize:
             self.dropped = True
             self.buffer.clear()
             self.interrupt()
         else:
-            self.buffer.append(message)
+            self.buffer.extend(messages)
         self._wake()
 
     def take(self) -> list[Message]:
@@ -253,13 +254,32 @@ class Hub:
         else:
             _discard(self._by_owner, sub.owner, sub)
 
-    def _publish(self, message: Message) -> None:
+    def _publish(self, messages: list[Message]) -> None:
+        """Offer every subscriber its share of `messages` in one piece.
+
+        Messages read together (committed while the last ones were being delivered) then cost
+        one write per stream, not one each: under a burst the hub catches up instead of falling
+        further behind.
+        """
+        if len(messages) == 1:
+            targets = self._targets(messages[0])
+            for sub in targets:
+                sub.offer(messages)
+            self.delivered += len(targets)
+            return
+        shares: dict[Subscription, list[Message]] = {}
+        for message in messages:
+            for sub in self._targets(message):
+                shares.setdefault(sub, []).append(message)
+        for sub, share in shares.items():
+            sub.offer(share)
+            self.delivered += len(share)
+
+    def _targets(self, message: Message) -> list[Subscription]:
         targets = list(self._by_run.get(message.run_id, ()))
         if not message.run_streams_only:
             targets += [*self._by_owner.get(message.owner, ()), *self._by_owner.get(None, ())]
-        for sub in targets:
-            sub.offer(message)
-        self.delivered += len(targets)
+        return targets
 
     # --- notifications -------------------------------------------------------------------------
 
@@ -272,7 +292,7 @@ class Hub:
         if note.get("type") == "progress":
             run_id = str(note["runId"])
             self.progress[run_id] = {"stage": note["stage"], "progress": note["progress"]}
-            self._publish(Message(None, run_id, str(note["owner"]), tick_data(note)))
+            self._publish([Message(None, run_id, str(note["owner"]), tick_data(note))])
         else:
             self._wake.set()
 
@@ -314,12 +334,13 @@ class Hub:
             params = {"after_id": self.last_event_id, "owner": None, "limit": READ_BATCH}
             async with self.db.connect() as conn:
                 rows = (await conn.execute(q("owner_events_after"), params)).mappings().all()
-            for row in rows:
-                message = Message.of_event(row)
+            messages = [Message.of_event(row) for row in rows]
+            for message in messages:
                 if not message.run_streams_only:
                     self.progress.pop(message.run_id, None)
-                self._publish(message)
-                self.last_event_id = int(row["id"])
+            if messages:
+                self._publish(messages)
+                self.last_event_id = int(rows[-1]["id"])
             if len(rows) < READ_BATCH:
                 return
 

@@ -122,19 +122,21 @@ class SubscriptionResponse(EventSourceResponse):
         self.stream.sent = message.id
         return True
 
-    def _send_now(self, message: Message) -> bool:
-        """Write `message` within the hub's delivery; False leaves it to the writer's queue.
+    def _send_now(self, messages: list[Message]) -> bool:
+        """Write `messages` within the hub's delivery; False leaves them to the writer's queue.
 
         Called only while the writer is idle, so nothing of this stream is being sent. A
         stream's last message goes through the writer, which then ends the response.
         """
-        if message.final and self.stream.ends_on_final:
+        stream = self.stream
+        if stream.ends_on_final and any(message.final for message in messages):
             return False
-        if not self._is_new(message):
+        frames = [message.frame for message in messages if self._is_new(message)]
+        if not frames:
             return True
-        sub = self.stream.sub
+        sub = stream.sub
         now = asyncio.get_running_loop().time()
-        send = Begun(self.send(_body(message.frame)))
+        send = Begun(self.send(_body(b"".join(frames))))
         if send.finished:
             sub.last_write = now
         else:

@@ -23,6 +23,7 @@ from service.broadcast import Hub
 from service.event_stream import SubscriptionResponse
 from service.streams import open_global_stream
 from service.tokens import Principal
+from tests.integration.helpers import make_audio
 
 ALICE = Principal(owner="alice")
 RUN = {"id": uuid.uuid4(), "owner": "alice"}
@@ -115,6 +116,26 @@ async def test_an_idle_stream_gets_every_message_once_and_in_order(
         await until(lambda: len(peer.progress_values()) == 50)
         await asyncio.sleep(0.1)
     assert peer.progress_values() == list(range(1, 51))
+
+
+async def test_transitions_committed_together_reach_a_stream_in_one_write(
+    db: AsyncEngine, hub: Hub
+) -> None:
+    audio = await make_audio(db, "alice")
+    peer = Peer()
+    async with streaming(db, hub, peer):
+        await until(lambda: peer.bodies)
+        async with db.begin() as conn:
+            created = await runs.create_run(
+                conn, audio_id=audio["id"], owner="alice", engine="local", model=None, language=None
+            )
+            await runs.start(conn, created.run["id"], attempts=1, stage="analyzing", progress=10)
+        await until(lambda: len(peer.bodies) > 1)
+        await asyncio.sleep(0.1)
+    _opening, *delivered, end = peer.bodies
+    assert len(delivered) == 1, "one write for the two messages"
+    assert end == b"" and peer.complete
+    assert delivered[0].count(b"data: ") == 2
 
 
 async def test_what_arrives_while_a_send_waits_follows_it_in_order(
