@@ -114,6 +114,7 @@ class Subscription:
 
     def close(self) -> None:
         self.closed = True
+        self.send_now = None
         self.interrupt()
         self._wake()
 

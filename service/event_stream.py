@@ -114,7 +114,8 @@ class SubscriptionResponse(EventSourceResponse):
                 return
 
     def _is_new(self, message: Message) -> bool:
-        """Whether a message is not one the opening (or an earlier send) already covered."""
+        """Whether a message is not one the opening or an earlier send covered; a new one with
+        an id counts as sent from here on, since the caller sends it next."""
         if message.id is None:
             return True
         if message.id <= self.stream.sent:
