@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message as ASGIMessage
@@ -55,7 +56,7 @@ class SubscriptionResponse(EventSourceResponse):
         self.raw_headers = HEADERS
         self.stream = stream
         self.hub = hub
-        self.send: Send = _not_started
+        self.send: Send  # the server's, from __call__ on
         retry = ServerSentEvent(retry=retry_ms, sep="\n").encode()
         self.opening = retry + b"".join(message.frame for message in stream.opening)
         stream.opening.clear()  # a stream may stay open for hours: keep only the bytes
@@ -95,7 +96,8 @@ class SubscriptionResponse(EventSourceResponse):
             await sub.wait()
             sub.send_now = None
             if sub.handoff is not None:
-                await self._finish_handoff()
+                handoff, sub.handoff = sub.handoff, None
+                await self._until_sent(handoff)
             chunks: list[bytes] = []
             final = False
             for message in sub.take():
@@ -144,29 +146,21 @@ class SubscriptionResponse(EventSourceResponse):
             sub.hand_off(send, now)
         return True
 
-    async def _finish_handoff(self) -> None:
-        sub = self.stream.sub
-        send, sub.handoff = sub.handoff, None
-        assert send is not None
-        try:
-            await send
-        finally:
-            sub.sending_since = None
-        sub.last_write = asyncio.get_running_loop().time()
-
     async def _write(self, body: bytes) -> None:
-        """Send with the hub watching the clock: it cancels a send that takes too long."""
+        self.stream.sub.sending_since = asyncio.get_running_loop().time()
+        await self._until_sent(self.send(_body(body)))
+
+    async def _until_sent(self, sending: Awaitable[None]) -> None:
+        """Await a send dated by `sending_since`, with the hub watching the clock: it cancels a
+        send that takes too long."""
         sub = self.stream.sub
-        sub.sending_since = started = asyncio.get_running_loop().time()
+        started = sub.sending_since
+        assert started is not None
         try:
-            await self.send(_body(body))
+            await sending
         finally:
             sub.sending_since = None
         sub.last_write = started
-
-
-async def _not_started(message: ASGIMessage) -> None:
-    raise RuntimeError("the response has not been started")
 
 
 def _body(body: bytes) -> ASGIMessage:
