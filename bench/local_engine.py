@@ -28,10 +28,10 @@ _BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _BENCH_DIR]
 sys.path.insert(0, str(_BENCH_DIR.parent))
 
-from service.audio import decode_pcm16  # noqa: E402
 from service.cpu import WORKERS_ENV, shutdown_cpu_pool  # noqa: E402
 from service.engines.base import EngineOptions, Segment  # noqa: E402
 from service.engines.local import LocalEngine, transcribe_pcm_one_pass  # noqa: E402
+from service.media.audio import decode_pcm16  # noqa: E402
 from tests.fakes_engines import RecordingReporter  # noqa: E402
 from tests.speech import long_recording  # noqa: E402
 

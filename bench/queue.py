@@ -42,13 +42,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service import queue
 from service.config import load_settings
 from service.database import asyncpg_dsn, create_engine, normalize_url
 from service.errors import TapelineError
-from service.queue import ClaimedJob
+from service.jobs import queue
+from service.jobs.queue import ClaimedJob
+from service.jobs.worker import Worker
 from service.schema import upgrade
-from service.worker import Worker
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCRATCH_DATABASES = ("tapeline_bench", "pgqueuer_bench", "procrastinate_bench")

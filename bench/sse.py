@@ -65,10 +65,11 @@ import httpx  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
 
-from service import runs, tokens  # noqa: E402
+from service import tokens  # noqa: E402
 from service.database import asyncpg_dsn, normalize_url  # noqa: E402
 from service.engines.base import Transcript  # noqa: E402
 from service.queries import q  # noqa: E402
+from service.runs import store as runs  # noqa: E402
 from service.schema import upgrade  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -23,7 +23,7 @@ from service.context import open_context
 from service.cpu import shutdown_cpu_pool
 from service.engines.base import Engine
 from service.errors import TapelineError
-from service.event_stream import close_streams_on_shutdown
+from service.live.event_stream import close_streams_on_shutdown
 from service.logs import configure_logging
 
 log = logging.getLogger(__name__)

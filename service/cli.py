@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.client_commands import register as register_client_commands
+from service.client.commands import register as register_client_commands
 from service.config import ConfigError, Settings, get_settings
 
 T = TypeVar("T")
@@ -131,7 +131,7 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port)
-        logging.getLogger("service.worker").info(
+        logging.getLogger("service.jobs.worker").info(
             "worker %s started%s",
             worker.id,
             f"; metrics on port {settings.metrics_port}" if settings.metrics_port else "",

@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.analysis import Analyzer, make_analyzer
-from service.broadcast import Hub
 from service.config import Settings
 from service.database import asyncpg_dsn, create_engine, database_url
 from service.engines import available_engines
 from service.engines.base import Engine
-from service.execution import Executor, JobHandler
-from service.pipeline import TranscriptionHandler
-from service.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
-from service.retention import Janitor
-from service.storage import Storage, open_storage
-from service.worker import Worker, new_worker_id
+from service.jobs.execution import Executor, JobHandler
+from service.jobs.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
+from service.jobs.retention import Janitor
+from service.jobs.worker import Worker, new_worker_id
+from service.live.hub import Hub
+from service.media.storage import Storage, open_storage
+from service.runs.analysis import Analyzer, make_analyzer
+from service.runs.pipeline import TranscriptionHandler
 
 
 @dataclass

@@ -12,12 +12,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
+
+Row = RowMapping
+"""One row of a query, read by column name: what every persistence function returns."""
 
 _embedded: dict[Path, Any] = {}
 

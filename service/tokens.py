@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.database import Row
 from service.queries import q
-from service.runs import Row
 
 TOKEN_PREFIX = "tl_"
 

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.engines.base import EngineOptions, Reporter, Segment, Transcript
+from service.engines.base import EngineOptions, Partial, Reporter, Segment, Transcript, stitched
 from service.errors import TapelineError
-from service.runs import Partial, stitched
 
 
 @dataclass

@@ -12,7 +12,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from service.config import Settings
-from service.storage_s3 import S3Storage
+from service.media.storage_s3 import S3Storage
 from tests.server import free_port
 
 ACCESS_KEY = "testing"

@@ -10,9 +10,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service import queue
 from service.auth import require_admin
 from service.context import Context
+from service.jobs import queue
 from service.queries import q
 
 

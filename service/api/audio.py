@@ -5,14 +5,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service import audio_library, retention, tombstones
 from service.api.params import limit, path_uuid
 from service.auth import authenticate
 from service.context import Context
-from service.representations import audio_json, decode_cursor, page_json
-from service.runs import Row
-from service.storage import ensure_free_space
-from service.uploads import receive_audio
+from service.database import Row
+from service.jobs import retention
+from service.media import library as audio_library
+from service.media import tombstones
+from service.media.storage import ensure_free_space
+from service.media.uploads import receive_audio
+from service.runs.representations import audio_json, decode_cursor, page_json
 
 
 async def upload_audio(request: Request) -> JSONResponse:

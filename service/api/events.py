@@ -13,11 +13,11 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.runs import visible_run
 from service.auth import authenticate
-from service.broadcast import Hub
 from service.context import Context
 from service.errors import InvalidRequest
-from service.event_stream import SubscriptionResponse
-from service.streams import open_global_stream, open_run_stream
+from service.live.event_stream import SubscriptionResponse
+from service.live.hub import Hub
+from service.live.streams import open_global_stream, open_run_stream
 
 MAX_EVENT_ID = 2**63 - 1  # run_event.id is a bigint
 

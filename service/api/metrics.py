@@ -7,8 +7,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service import metrics, queue
+from service import metrics
 from service.context import Context
+from service.jobs import queue
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""/openapi.json: the OpenAPI 3.1 document (service/openapi.py)."""
+"""/openapi.json: the OpenAPI 3.1 document (service/api/openapi_document.py)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.openapi import document
+from service.api.openapi_document import document
 
 
 async def openapi_json(request: Request) -> JSONResponse:

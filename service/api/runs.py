@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service import audio_library, runs, tombstones
 from service.api.params import (
     body_uuid,
     idempotency_key,
@@ -22,15 +21,19 @@ from service.api.params import (
 )
 from service.auth import authenticate
 from service.context import Context
+from service.database import Row
 from service.errors import Conflict, InvalidRequest
-from service.formats import MEDIA_TYPES, RENDERERS
-from service.representations import decode_cursor, page_json, progress_json, run_json
-from service.results import stored_transcript, transcript_so_far
-from service.runs import ACTIVE_STATUSES, Row
-from service.storage import ensure_free_space
+from service.media import library as audio_library
+from service.media import tombstones
+from service.media.storage import ensure_free_space
+from service.media.uploads import receive_audio
+from service.runs import store as runs
+from service.runs.formats import MEDIA_TYPES, RENDERERS
+from service.runs.representations import decode_cursor, page_json, progress_json, run_json
+from service.runs.results import stored_transcript, transcript_so_far
+from service.runs.store import ACTIVE_STATUSES
+from service.runs.submission import cancel_run, retry_run, submit_run
 from service.tokens import Principal
-from service.transcription import cancel_run, retry_run, submit_run
-from service.uploads import receive_audio
 
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
 

@@ -1,4 +1,4 @@
-"""/api/uploads: the tus 1.0.0 endpoint (thin handlers; the protocol is in service/tus.py).
+"""/api/uploads: the tus 1.0.0 endpoint (thin handlers; the protocol is in service/media/tus.py).
 
 Every answer carries `Tus-Resumable`; errors keep Tapeline's JSON body and codes.
 """
@@ -12,14 +12,15 @@ from functools import wraps
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service import tus
 from service.api.params import path_uuid
 from service.auth import authenticate
 from service.context import Context
+from service.database import Row
 from service.errors import TapelineError, TusVersionUnsupported, UnsupportedMediaType
-from service.representations import upload_json
-from service.runs import Row
-from service.storage import ensure_free_space
+from service.media import tus
+from service.media.storage import ensure_free_space
+from service.runs.representations import upload_json
+from service.runs.submission import complete_upload
 
 OCTET_STREAM = "application/offset+octet-stream"
 EXPOSED = (
@@ -102,6 +103,8 @@ async def create(request: Request) -> Response:
             _checked_body_type(request)
         checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
         upload = await tus.append(ctx, principal, upload["id"], 0, request.stream(), checksum)
+        if tus.is_complete(upload):
+            upload = await complete_upload(ctx, upload)
     headers = _state_headers(upload)
     headers["Location"] = location
     return Response(status_code=201, headers=headers)
@@ -129,6 +132,8 @@ async def patch(request: Request) -> Response:
     offset = tus.parse_length(request.headers.get("upload-offset"), "Upload-Offset")
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
     upload = await tus.append(ctx, principal, upload_id, offset, request.stream(), checksum)
+    if tus.is_complete(upload):
+        upload = await complete_upload(ctx, upload)
     return Response(status_code=204, headers=_state_headers(upload))
 
 

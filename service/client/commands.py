@@ -18,9 +18,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Column, Table
 from rich.text import Text
 
-from service.client import ClientError, StreamMessage, TapelineClient
+from service.client.http import ClientError, StreamMessage, TapelineClient
 from service.engines.base import Segment, Transcript
-from service.formats import to_txt
+from service.runs.formats import to_txt
 
 FORMATS = ("txt", "srt", "vtt", "json")
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")

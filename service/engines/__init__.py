@@ -19,7 +19,7 @@ def available_engines(settings: Settings, db: AsyncEngine | None = None) -> dict
 
 
 def cloud_engines(settings: Settings, db: AsyncEngine | None = None) -> dict[str, Engine]:
-    from service.chunk_results import ChunkStore
+    from service.engines.chunk_results import ChunkStore
     from service.engines.gemini import GeminiEngine
     from service.engines.openai import OpenAIEngine
 

@@ -39,6 +39,40 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Partial:
+    """A finished chunk of a run still being transcribed: where it lies, what it says."""
+
+    index: int
+    start_ms: int
+    end_ms: int
+    segments: tuple[Segment, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `partial` event's payload, and the `partial` stream message's fields."""
+        return {
+            "chunkIndex": self.index,
+            "startMs": self.start_ms,
+            "endMs": self.end_ms,
+            "segments": [s.to_json() for s in self.segments],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Partial:
+        return cls(
+            index=int(data["chunkIndex"]),
+            start_ms=int(data["startMs"]),
+            end_ms=int(data["endMs"]),
+            segments=tuple(Segment.from_json(s) for s in data["segments"]),
+        )
+
+
+def stitched(chunks: Sequence[Partial]) -> list[Segment]:
+    """Every chunk's segments, in time order: a finished run's transcript is exactly this."""
+    segments = [s for chunk in sorted(chunks, key=lambda c: c.index) for s in chunk.segments]
+    return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     """What an engine returns; stored as `transcript_run.transcript` (jsonb)."""
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.engines.base import Segment
+from service.engines.base import Partial, Segment
 from service.queries import q
-from service.runs import Partial
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from service.chunk_results import ChunkResult, ChunkStore, reusable
 from service.config import Settings
 from service.cpu import run_cpu
-from service.engines.base import Reporter, Segment
+from service.engines.base import Reporter, Segment, stitched
+from service.engines.chunk_results import ChunkResult, ChunkStore, reusable
 from service.engines.retrying import Deadline
 from service.engines.splitting import AudioChunk, encode_span, longest_chunk_ms, plan_upload
 from service.errors import TapelineError
-from service.runs import stitched
 
 PROMPT_WORDS = 40
 """How many of the previous chunk's last words are handed on for continuity."""

@@ -24,9 +24,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
 
-from service.chunk_results import ChunkStore
 from service.config import Settings
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
+from service.engines.chunk_results import ChunkStore
 from service.engines.cloud import ChunkedTranscription, job_deadline, primary_language
 from service.engines.openai import retry_policy
 from service.engines.retrying import Deadline

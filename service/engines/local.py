@@ -19,11 +19,11 @@ from typing import Any
 
 from pocketsphinx import Decoder
 
-from service.audio import decode_pcm16
-from service.chunking import Span, plan_chunks
 from service.cpu import run_cpu
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
 from service.errors import EngineRefused
+from service.media.audio import decode_pcm16
+from service.media.chunking import Span, plan_chunks
 
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100

@@ -17,9 +17,9 @@ from typing import Any
 
 import openai
 
-from service.chunk_results import ChunkStore
 from service.config import Settings
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
+from service.engines.chunk_results import ChunkStore
 from service.engines.cloud import ChunkedTranscription, job_deadline, primary_language
 from service.engines.retrying import Deadline, RetryPolicy
 from service.engines.splitting import AudioChunk

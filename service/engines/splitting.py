@@ -1,7 +1,7 @@
 """Cutting a recording into compact audio files a cloud provider accepts.
 
 Providers limit what one request may carry (OpenAI: 25 MB; Gemini: long audio degrades), so
-a recording is decoded once, cut at pauses (`service.chunking`) into spans no longer than the
+a recording is decoded once, cut at pauses (`service.media.chunking`) into spans no longer than the
 engine's limit, and each span is re-encoded as 16 kHz mono audio every provider and
 OpenAI-compatible server reads: MP3 at a constant 32 kbit/s (an hour of speech is about 14 MB,
 but encoding costs about a minute of CPU per hour) or FLAC (lossless, about half of WAV, and
@@ -21,8 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from service.audio import decode_pcm16
-from service.chunking import plan_chunks
+from service.media.audio import decode_pcm16
+from service.media.chunking import plan_chunks
 
 SAMPLE_RATE = 16_000
 BIT_RATE = 32_000

@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service import logs, metrics, queue
+from service import logs, metrics
 from service.config import Settings
 from service.errors import JobTimeout, RunCancelled, TapelineError, classify
-from service.queue import ClaimedJob
+from service.jobs import queue
+from service.jobs.queue import ClaimedJob
 
 log = logging.getLogger(__name__)
 

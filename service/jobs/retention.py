@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import tombstones
 from service.config import Settings
+from service.database import Row
+from service.media import tombstones, tus
+from service.media.storage import Storage
 from service.queries import q
-from service.runs import Row
-from service.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def _pass(db: AsyncEngine, storage: Storage, settings: Settings) -> Cleanu
     report = CleanupReport()
     while uploads := await _rows(db, "expired_uploads", {}):
         for upload in uploads:
-            await discard_upload(db, storage, upload, "expired")
+            await tus.discard_upload(db, storage, upload, "expired")
             report.uploads += 1
     if settings.transcript_retention_days is not None:
         params = {"retention_s": settings.transcript_retention_days * DAY_S}
@@ -89,17 +89,6 @@ async def _pass(db: AsyncEngine, storage: Storage, settings: Settings) -> Cleanu
                 await conn.execute(q("delete_audio"), {"audio_id": row["id"]})
             report.audio_deleted += 1
     return report
-
-
-async def discard_upload(db: AsyncEngine, storage: Storage, upload: Row, reason: str) -> None:
-    """Remove an upload and its partial bytes, leaving a tombstone (also used by cleanup)."""
-    async with db.begin() as conn:
-        gone = (await conn.execute(q("delete_upload"), {"upload_id": upload["id"]})).first()
-        if gone is None:
-            return
-        await tombstones.record(conn, "upload", upload["id"], upload["owner"], reason)
-    if upload["status"] == "receiving":
-        await storage.abort_append(upload["storage_key"], upload["storage_state"])
 
 
 async def _rows(db: AsyncEngine, statement: str, params: Mapping[str, object]) -> list[Row]:

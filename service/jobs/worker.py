@@ -17,14 +17,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import metrics, queue
+from service import metrics
 from service.config import Settings
 from service.errors import WorkerLost
-from service.execution import Executor, JobHandler
+from service.jobs import queue
+from service.jobs.execution import Executor, JobHandler
+from service.jobs.retention import Janitor
+from service.jobs.retention import stop as stop_janitor
 from service.listener import Listener
 from service.queries import q
-from service.retention import Janitor
-from service.retention import stop as stop_janitor
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 
-from service.broadcast import Hub, Message
-from service.eager import Begun
-from service.streams import Stream
+from service.live.eager import Begun
+from service.live.hub import Hub, Message
+from service.live.streams import Stream
 
 log = logging.getLogger(__name__)
 

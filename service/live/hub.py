@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import ServerSentEvent
 
-from service.eager import Begun
 from service.listener import Listener
+from service.live.eager import Begun
 from service.queries import q
-from service.representations import PARTIAL_EVENT, event_data, tick_data
+from service.runs.representations import PARTIAL_EVENT, event_data, tick_data
 
 log = logging.getLogger(__name__)
 

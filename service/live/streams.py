@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import runs
-from service.broadcast import Hub, Message, Subscription
+from service.engines.base import Partial
 from service.errors import NotFound
+from service.live.hub import Hub, Message, Subscription
 from service.queries import q
-from service.representations import event_data, final_event, partial_data, progress_json
+from service.runs import store as runs
+from service.runs.representations import event_data, final_event, partial_data, progress_json
 from service.tokens import Principal
 
 REPLAY_LIMIT = 10_000
@@ -52,7 +53,7 @@ async def open_run_stream(
             if row is None:
                 raise NotFound("No run with that id exists for you.")
             replay: Sequence[RowMapping] = ()
-            partials: list[runs.Partial] = []
+            partials: list[Partial] = []
             if last_event_id is not None:
                 params = {"run_id": run_id, "after_id": last_event_id}
                 replay = (await conn.execute(q("run_events_after"), params)).mappings().all()

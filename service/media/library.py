@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.audio import AudioInfo, probe
 from service.cpu import run_cpu
+from service.database import Row
 from service.errors import AudioUnreadable
+from service.media.audio import AudioInfo, probe
+from service.media.storage import Storage, audio_key, file_sha256
+from service.media.uploads import ReceivedUpload
 from service.queries import q
-from service.runs import Row
-from service.storage import Storage, audio_key, file_sha256
-from service.uploads import ReceivedUpload
 
 
 async def _probe(path: Path, size_bytes: int) -> AudioInfo:

@@ -1,6 +1,6 @@
 """Where audio bytes, finished uploads and transcripts live. One small interface, two backends:
 the local filesystem (default, under the data dir) and S3-compatible object storage
-(`service/storage_s3.py`), chosen by `STORAGE_URL`.
+(`service/media/storage_s3.py`), chosen by `STORAGE_URL`.
 
 Keys are relative paths like `audio/<owner-hash>/<uuid>`; nothing outside the root is reachable.
 Blocking I/O always runs in a thread, never on the event loop.
@@ -261,7 +261,7 @@ def open_storage(settings: Settings) -> Storage:
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ConfigError(f"STORAGE_URL names no bucket: {url!r} (s3://bucket/prefix)")
-        from service.storage_s3 import S3Storage
+        from service.media.storage_s3 import S3Storage
 
         return S3Storage.from_settings(settings, parsed.netloc, parsed.path.strip("/"), staging)
     raise ConfigError(f"STORAGE_URL must start with file:// or s3://, not {url!r}")

@@ -21,13 +21,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect
 
-from service import audio_library, tombstones
-from service.context import Context
+from service.database import Row
 from service.errors import (
     ChecksumMismatch,
     Conflict,
@@ -39,12 +38,14 @@ from service.errors import (
     UploadLocked,
     UploadTooLarge,
 )
+from service.media import library as audio_library
+from service.media import tombstones
+from service.media.storage import Storage, audio_key
 from service.queries import q
-from service.retention import discard_upload
-from service.runs import Row
-from service.storage import Storage, audio_key
 from service.tokens import Principal
-from service.transcription import submit_run
+
+if TYPE_CHECKING:
+    from service.context import Context
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
@@ -172,8 +173,8 @@ async def append(
     body: AsyncIterator[bytes],
     checksum: Checksum | None,
 ) -> Row:
-    """Append one request's body at `offset`; returns the upload after it (completed if this was
-    the last byte). A dropped connection keeps what arrived, unless a checksum was sent (then
+    """Append one request's body at `offset`; returns the upload after it (`is_complete` once
+    the last byte is in). A dropped connection keeps what arrived, unless a checksum was sent (then
     nothing can be verified and nothing is kept); a checksum mismatch keeps nothing."""
     upload = await get(ctx.db, principal, upload_id)
     if upload["status"] != "receiving":
@@ -213,8 +214,6 @@ async def append(
         row = (await conn.execute(q("commit_upload_bytes"), params)).mappings().first()
     if row is None:
         raise Conflict("The upload was terminated or taken over while this request ran.")
-    if row["upload_offset"] == row["length"]:
-        return await complete(ctx, row)
     return row
 
 
@@ -257,12 +256,17 @@ async def _receive(
     return offset + received, await appender.commit()
 
 
-async def complete(ctx: Context, upload: Row) -> Row:
-    """The last byte is in: assemble the blob, validate it as audio, maybe queue a run."""
+def is_complete(upload: Row) -> bool:
+    """Whether the last byte is in: then `runs.submission.complete_upload` makes it audio."""
+    return bool(upload["status"] == "receiving" and upload["upload_offset"] == upload["length"])
+
+
+async def assemble(ctx: Context, upload: Row) -> Row:
+    """The last byte is in: assemble the blob and validate it as audio, like `POST /api/audio`."""
     options = upload_options(upload["metadata"])
     await ctx.storage.finish_append(upload["storage_key"], upload["storage_state"])
     try:
-        audio = await audio_library.accept_stored(
+        return await audio_library.accept_stored(
             ctx.db,
             ctx.storage,
             upload["owner"],
@@ -273,18 +277,13 @@ async def complete(ctx: Context, upload: Row) -> Row:
     except TapelineError as error:
         await _finish(ctx.db, upload, "failed", error=error)
         raise
-    run_id = None
-    if options["auto_transcribe"]:
-        run = await submit_run(
-            ctx,
-            Principal(owner=upload["owner"]),
-            audio["id"],
-            engine=options["engine"],
-            language=options["language"],
-            model=options["model"],
-        )
-        run_id = run["id"]
-    return await _finish(ctx.db, upload, "completed", audio_id=audio["id"], run_id=run_id)
+
+
+async def mark_completed(
+    db: AsyncEngine, upload: Row, audio_id: uuid.UUID, run_id: uuid.UUID | None
+) -> Row:
+    """The upload became `audio_id` (and, with autoTranscribe, started `run_id`)."""
+    return await _finish(db, upload, "completed", audio_id=audio_id, run_id=run_id)
 
 
 async def _finish(
@@ -313,3 +312,14 @@ async def terminate(ctx: Context, principal: Principal, upload_id: uuid.UUID) ->
     A finished upload's audio stays (delete it with DELETE /api/audio/{id})."""
     upload = await get(ctx.db, principal, upload_id)
     await discard_upload(ctx.db, ctx.storage, upload, "terminated")
+
+
+async def discard_upload(db: AsyncEngine, storage: Storage, upload: Row, reason: str) -> None:
+    """Remove an upload and its partial bytes, leaving a tombstone (also used by cleanup)."""
+    async with db.begin() as conn:
+        gone = (await conn.execute(q("delete_upload"), {"upload_id": upload["id"]})).first()
+        if gone is None:
+            return
+        await tombstones.record(conn, "upload", upload["id"], upload["owner"], reason)
+    if upload["status"] == "receiving":
+        await storage.abort_append(upload["storage_key"], upload["storage_state"])

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service import audio_library, logs, runs
-from service.analysis import Analyzer, store_analysis
-from service.engines.base import Engine, EngineOptions, Segment, Transcript
+from service import logs
+from service.database import Row
+from service.engines.base import Engine, EngineOptions, Partial, Segment, Transcript
 from service.errors import (
     AudioMissing,
     EngineNotConfigured,
@@ -26,10 +26,12 @@ from service.errors import (
     TapelineError,
     WorkerLost,
 )
+from service.jobs.queue import ClaimedJob
+from service.media import library as audio_library
+from service.media.storage import Storage, transcript_key
 from service.queries import q
-from service.queue import ClaimedJob
-from service.runs import Row
-from service.storage import Storage, transcript_key
+from service.runs import store as runs
+from service.runs.analysis import Analyzer, store_analysis
 
 STAGE_BANDS: dict[str, tuple[int, int]] = {
     "uploading": (0, 10),
@@ -79,7 +81,7 @@ class RunReporter:
         """Record a finished chunk as a `partial` event, checked as the transcript will be,
         so the partials of a run add up to exactly its final transcript."""
         start, end = within(start_ms, end_ms, self.duration_ms)
-        partial = runs.Partial(index, start, end, checked_segments(segments, self.duration_ms))
+        partial = Partial(index, start, end, checked_segments(segments, self.duration_ms))
         async with self.db.begin() as conn:
             await runs.record_partial(conn, self.run, partial)
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from service.database import Row
 from service.errors import InvalidRequest, RunCancelled
-from service.runs import Row
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -154,7 +154,7 @@ def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
 
 
 def partial_data(run_id: object, audio_id: object, partial: Mapping[str, Any]) -> dict[str, Any]:
-    """A finished chunk (`runs.Partial.to_json()`) as a `partial` stream message."""
+    """A finished chunk (`Partial.to_json()`) as a `partial` stream message."""
     return {"event": PARTIAL_EVENT, "runId": str(run_id), "audioId": str(audio_id), **partial}
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 from service.context import Context
+from service.database import Row
 from service.engines.base import Transcript
 from service.errors import Deleted
-from service.runs import Row, partial_transcript, partials
+from service.runs.store import partial_transcript, partials
 
 
 async def stored_transcript(ctx: Context, run: Row) -> Transcript:

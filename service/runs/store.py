@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.engines.base import Segment, Transcript
+from service.database import Row
+from service.engines.base import Partial, Transcript, stitched
 from service.errors import TapelineError
 from service.queries import q
 
 ACTIVE_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
-
-Row = RowMapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,34 +46,6 @@ def event_payload(run: Row) -> dict[str, Any]:
         "errorMessage": run["error_message"],
         **({"analysis": run["analysis"]} if run.get("analysis") is not None else {}),
     }
-
-
-@dataclass(frozen=True, slots=True)
-class Partial:
-    """A finished chunk of a run still being transcribed: where it lies, what it says."""
-
-    index: int
-    start_ms: int
-    end_ms: int
-    segments: tuple[Segment, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """The `partial` event's payload, and the `partial` stream message's fields."""
-        return {
-            "chunkIndex": self.index,
-            "startMs": self.start_ms,
-            "endMs": self.end_ms,
-            "segments": [s.to_json() for s in self.segments],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Partial:
-        return cls(
-            index=int(data["chunkIndex"]),
-            start_ms=int(data["startMs"]),
-            end_ms=int(data["endMs"]),
-            segments=tuple(Segment.from_json(s) for s in data["segments"]),
-        )
 
 
 async def _transition(
@@ -192,12 +162,6 @@ async def partials(
     rows = (await conn.execute(q("run_partials"), params)).mappings().all()
     by_index = {p.index: p for p in (Partial.from_json(row["payload"]) for row in rows)}
     return sorted(by_index.values(), key=lambda p: (p.start_ms, p.index))
-
-
-def stitched(chunks: Sequence[Partial]) -> list[Segment]:
-    """Every chunk's segments, in time order: a finished run's transcript is exactly this."""
-    segments = [s for chunk in sorted(chunks, key=lambda c: c.index) for s in chunk.segments]
-    return sorted(segments, key=lambda s: (s.start_ms, s.end_ms))
 
 
 def partial_transcript(chunks: Sequence[Partial], language: str | None) -> Transcript:

@@ -7,11 +7,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service import audio_library, queue, runs, tombstones
-from service.analysis import request_analysis, require_analysis
 from service.context import Context
+from service.database import Row
 from service.errors import Conflict, Deleted, EngineNotConfigured, NotFound
-from service.runs import Row
+from service.jobs import queue
+from service.media import library as audio_library
+from service.media import tombstones, tus
+from service.runs import store as runs
+from service.runs.analysis import request_analysis, require_analysis
 from service.tokens import Principal
 
 SYNC_PRIORITY = 10
@@ -130,3 +133,21 @@ async def _visible_run(conn: AsyncConnection, run_id: uuid.UUID, principal: Prin
     if run is None:
         raise NotFound("No run with that id exists for you.")
     return run
+
+
+async def complete_upload(ctx: Context, upload: Row) -> Row:
+    """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run."""
+    audio = await tus.assemble(ctx, upload)
+    options = tus.upload_options(upload["metadata"])
+    run_id = None
+    if options["auto_transcribe"]:
+        run = await submit_run(
+            ctx,
+            Principal(owner=upload["owner"]),
+            audio["id"],
+            engine=options["engine"],
+            language=options["language"],
+            model=options["model"],
+        )
+        run_id = run["id"]
+    return await tus.mark_completed(ctx.db, upload, audio["id"], run_id)

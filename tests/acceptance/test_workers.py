@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue
 from service.config import Settings
-from service.storage import LocalStorage
+from service.jobs import queue
+from service.media.storage import LocalStorage
 from tests.integration.helpers import event_types, queue_run, run_state
 from tests.server import process
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.config import load_settings
 from service.context import open_context
 from service.errors import TapelineError
-from service.queue import ClaimedJob
+from service.jobs.queue import ClaimedJob
 from tests.fakes_engines import EchoEngine
 
 

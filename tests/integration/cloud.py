@@ -14,14 +14,16 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import analysis as analysis_module
-from service import queue, runs
-from service.audio import probe
 from service.config import Settings
 from service.context import Context, open_context
+from service.database import Row
+from service.jobs import queue
+from service.media.audio import probe
+from service.media.storage import LocalStorage
 from service.queries import q
-from service.runs import FINAL_STATUSES, Row
-from service.storage import LocalStorage
+from service.runs import analysis as analysis_module
+from service.runs import store as runs
+from service.runs.store import FINAL_STATUSES
 from tests.fakes import Fakes
 from tests.integration.helpers import run_state
 from tests.speech import long_recording

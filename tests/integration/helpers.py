@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service import queue, runs
+from service.database import Row
 from service.errors import TapelineError
+from service.jobs import queue
+from service.jobs.queue import ClaimedJob
+from service.media.storage import LocalStorage
 from service.queries import q
-from service.queue import ClaimedJob
-from service.runs import Row
-from service.storage import LocalStorage
+from service.runs import store as runs
 
 
 async def make_audio(

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue, tokens
+from service import tokens
+from service.jobs import queue
 from tests.server import api_server, env_with
 from tests.speech import speak
 

@@ -8,7 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue, runs
+from service.jobs import queue
+from service.runs import store as runs
 from service.schema import current_revision, downgrade, head_revision, upgrade
 from tests.integration.helpers import make_audio
 

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.api.openapi_document import document
 from service.app import ROUTES
-from service.openapi import document
 from tests.server import api_server, env_with, tapeline
 
 CHECKS = [

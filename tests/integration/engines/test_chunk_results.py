@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.chunk_results import ChunkResult, ChunkStore
 from service.engines.base import Segment
+from service.engines.chunk_results import ChunkResult, ChunkStore
 from tests.integration.helpers import queue_run
 
 

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue, runs
 from service.config import Settings
 from service.engines.base import EngineOptions
 from service.engines.gemini import GeminiEngine
+from service.jobs import queue
+from service.runs import store as runs
 from tests.fakes import Fakes, FaultKind, transcript_json
 from tests.fakes_engines import RecordingReporter
 from tests.integration.cloud import cloud_settings, queue_audio_run, spoken, until_final, worker_on

@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import runs, transcription
 from service.config import Settings
 from service.context import open_context
 from service.errors import EngineNotConfigured
+from service.runs import store as runs
+from service.runs import submission as transcription
 from service.tokens import Principal
 from tests.fakes import Fakes, FaultKind, transcript_json
 from tests.integration.cloud import (

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue
+from service.jobs import queue
 from tests.integration.helpers import queue_run
 
 LEASE_MS = 30_000

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.context import open_context
+from service.jobs.retention import cleanup_once
+from service.media.storage import LocalStorage
 from service.queries import q
-from service.retention import cleanup_once
-from service.storage import LocalStorage
 from tests.fakes_engines import EchoEngine
 from tests.integration.helpers import make_audio, queue_run
 

@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import queue, transcription
 from service.config import Settings
 from service.context import Context, open_context
 from service.engines.base import Engine
 from service.errors import EngineRefused, UpstreamUnavailable
-from service.storage import LocalStorage
+from service.jobs import queue
+from service.jobs.worker import Worker
+from service.media.storage import LocalStorage
+from service.runs import submission as transcription
 from service.tokens import Principal
-from service.worker import Worker
 from tests.fakes_engines import EchoEngine, HangingEngine, ScriptedEngine
 from tests.integration.helpers import RecordingHandler, event_types, queue_run, run_state
 

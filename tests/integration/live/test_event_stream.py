@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message as ASGIMessage
 
-from service import runs
-from service.broadcast import Hub
-from service.event_stream import SubscriptionResponse
-from service.streams import open_global_stream
+from service.live.event_stream import SubscriptionResponse
+from service.live.hub import Hub
+from service.live.streams import open_global_stream
+from service.runs import store as runs
 from service.tokens import Principal
 from tests.integration.helpers import make_audio
 

@@ -12,8 +12,8 @@ import pytest
 
 from service.config import Settings
 from service.errors import InsufficientStorage
-from service.storage import LocalStorage, Storage, ensure_free_space, open_storage
-from service.storage_s3 import S3Storage
+from service.media.storage import LocalStorage, Storage, ensure_free_space, open_storage
+from service.media.storage_s3 import S3Storage
 from tests.s3 import S3Endpoint
 
 SMALL_PART = 5 * 1024 * 1024  # the smallest part S3 accepts; keeps the multipart tests quick

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tusclient.uploader import Uploader
 
-from tests.integration.test_tus import (
+from tests.integration.media.test_tus import (
     TUS,
     sha256_of,
     token_for,

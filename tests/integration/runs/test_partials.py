@@ -8,11 +8,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import runs
-from service.broadcast import Hub, Subscription
-from service.engines.base import Segment
-from service.pipeline import RunReporter
-from service.streams import open_global_stream, open_run_stream
+from service.engines.base import Partial, Segment
+from service.live.hub import Hub, Subscription
+from service.live.streams import open_global_stream, open_run_stream
+from service.runs import store as runs
+from service.runs.pipeline import RunReporter
 from service.tokens import Principal
 from tests.integration.helpers import event_types, make_audio
 
@@ -33,7 +33,7 @@ async def started_run(db: AsyncEngine, duration_ms: int = 60_000) -> runs.Row:
     return change.run
 
 
-async def partials_of(db: AsyncEngine, run_id: uuid.UUID) -> list[runs.Partial]:
+async def partials_of(db: AsyncEngine, run_id: uuid.UUID) -> list[Partial]:
     async with db.connect() as conn:
         return await runs.partials(conn, run_id)
 
@@ -52,7 +52,7 @@ async def test_the_reporter_records_chunks_checked_as_the_transcript_is(db: Asyn
     assert (await event_types(db, run["id"]))[-2:] == ["partial", "partial"]
     found = await partials_of(db, run["id"])
     assert [p.index for p in found] == [0, 1], "in the recording's order"
-    assert found[1] == runs.Partial(1, 10_000, 20_000, (Segment(18_000, 20_000, "late"),))
+    assert found[1] == Partial(1, 10_000, 20_000, (Segment(18_000, 20_000, "late"),))
     transcript = runs.partial_transcript(found, "en")
     assert transcript.text == "early late" and transcript.language == "en"
 

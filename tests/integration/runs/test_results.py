@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.context import Context, open_context, transcription_handlers
 from service.errors import Deleted
-from service.results import stored_transcript
-from service.storage import LocalStorage
+from service.media.storage import LocalStorage
+from service.runs.results import stored_transcript
 from tests.fakes_engines import EchoEngine
 from tests.integration.helpers import event_types, queue_run, run_state
 

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.context import open_context
+from service.runs.submission import submit_run
 from service.tokens import Principal
-from service.transcription import submit_run
 from tests.fakes_engines import EchoEngine
 from tests.integration.helpers import make_audio
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.context import open_context
-from service.storage import LocalStorage
+from service.media.storage import LocalStorage
 from tests.fakes_engines import EchoEngine
 from tests.integration.helpers import queue_run, run_state
 

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema_rs
 from starlette.routing import Route
 
+from service.api.openapi_document import AREAS, document
 from service.app import ROUTES
-from service.openapi import AREAS, document
 
 TUS_METHODS = {"OPTIONS", "POST", "HEAD", "PATCH", "DELETE", "GET"}
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent
 
-from service.client import ClientError, TapelineClient, parse_message
+from service.client.http import ClientError, TapelineClient, parse_message
 
 RUN = "0b6f3c1e-8f7a-4d55-9c1e-2a4f0e6b7c01"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from service.client import StreamMessage
-from service.client_commands import describe_error, output_path, partial_text, runs_table
+from service.client.commands import describe_error, output_path, partial_text, runs_table
+from service.client.http import StreamMessage
 
 
 def test_output_path(tmp_path: Path) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.chunk_results import ChunkResult, reusable
-from service.engines.base import Segment
+from service.engines.base import Segment, stitched
+from service.engines.chunk_results import ChunkResult, reusable
 from service.engines.cloud import absolute, last_words, primary_language, raise_first_failure
 from service.errors import EngineAuthFailed, UpstreamTimeout
-from service.runs import stitched
 
 
 def test_chunk_segments_are_placed_in_the_recording_and_clamped_to_their_chunk() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from service.audio import probe
 from service.engines.splitting import (
     BIT_RATE,
     encode_span,
     longest_chunk_ms,
     plan_upload,
 )
+from service.media.audio import probe
 from tests.speech import long_recording
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.eager import Begun
+from service.live.eager import Begun
 
 
 async def steps(log: list[str], gate: asyncio.Future[str] | None = None) -> None:

@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from service.audio import decode_pcm16, probe
 from service.errors import AudioUnreadable
+from service.media.audio import decode_pcm16, probe
 from tests.speech import speak
 
 FORMATS = [

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from service.chunking import plan_chunks
+from service.media.chunking import plan_chunks
 
 RATE = 16_000
 

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from service.errors import InvalidRequest
-from service.tus import (
+from service.media.tus import (
     encode_metadata,
     parse_checksum,
     parse_length,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from service.engines.base import Segment, Transcript
-from service.formats import to_srt, to_txt, to_vtt
+from service.runs.formats import to_srt, to_txt, to_vtt
 
 T = Transcript.from_segments(
     [Segment(3_723_456, 3_725_000, "second"), Segment(0, 1_500, "first")], language="en"

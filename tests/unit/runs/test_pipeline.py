@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from service.engines.base import Segment, Transcript
-from service.pipeline import checked_transcript
-from service.representations import progress_json
+from service.runs.pipeline import checked_transcript
+from service.runs.representations import progress_json
 
 
 def test_engine_output_is_ordered_clamped_and_stripped() -> None:

@@ -1,0 +1,1 @@
+"""The HTTP client of a Tapeline server and the CLI commands that use it."""
