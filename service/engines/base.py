@@ -14,18 +14,48 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with absolute timestamps, and how sure the model was (0–1)."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    probability: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"start_ms": self.start_ms, "end_ms": self.end_ms, "text": self.text}
+        if self.probability is not None:
+            data["probability"] = round(self.probability, 4)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Word:
+        probability = data.get("probability")
+        return cls(
+            start_ms=int(data["start_ms"]),
+            end_ms=int(data["end_ms"]),
+            text=str(data["text"]),
+            probability=None if probability is None else float(probability),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
-    """A stretch of speech with absolute timestamps in milliseconds."""
+    """A stretch of speech with absolute timestamps in milliseconds, and its words when the
+    engine gives them (engines that do not leave `words` empty, and the JSON omits it)."""
 
     start_ms: int
     end_ms: int
     text: str
     speaker: str | None = None
+    words: tuple[Word, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"start_ms": self.start_ms, "end_ms": self.end_ms, "text": self.text}
         if self.speaker is not None:
             data["speaker"] = self.speaker
+        if self.words:
+            data["words"] = [w.to_json() for w in self.words]
         return data
 
     @classmethod
@@ -35,6 +65,7 @@ class Segment:
             end_ms=int(data["end_ms"]),
             text=str(data["text"]),
             speaker=data.get("speaker"),
+            words=tuple(Word.from_json(w) for w in data.get("words", ())),
         )
 
 
