@@ -92,6 +92,26 @@ class Settings(BaseSettings):
     openai_chunk_format: Literal["flac", "mp3"] = "flac"
     gemini_chunk_format: Literal["flac", "mp3"] = "mp3"
 
+    whisper_model: str = "base"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str | None = None
+    whisper_batch_size: int = Field(8, ge=1, le=64)
+    whisper_models_dir: Path | None = None
+    whisper_models_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    tapeline_worker_engines: Annotated[list[str], NoDecode] | None = None
+
+    @field_validator("whisper_models_allowed", "tapeline_worker_engines", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @property
+    def models_dir(self) -> Path:
+        """Where named Whisper models are downloaded: WHISPER_MODELS_DIR or <data dir>/models."""
+        return self.whisper_models_dir or self.tapeline_data_dir / "models"
+
     @field_validator("worker_retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, value: Any) -> Any:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.database import asyncpg_dsn, create_engine, database_url
-from service.engines import available_engines
+from service.engines import available_engines, worker_serves
 from service.engines.base import Engine
 from service.jobs.execution import Executor, JobHandler
 from service.jobs.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
@@ -50,7 +50,8 @@ class Context:
         )
 
     def make_worker(self) -> Worker:
-        worker = Worker(self.db, self.dsn, self.settings, self.handlers)
+        serves = worker_serves(self.settings, self.engines)
+        worker = Worker(self.db, self.dsn, self.settings, self.handlers, serves=serves)
         worker.janitor = Janitor(self.db, self.storage, self.settings)
         return worker
 

@@ -268,3 +268,23 @@ class AudioTooLong(TapelineError):
 
     code = "audio_too_long"
     http_status = 413
+
+
+# --- the offline engine's models ------------------------------------------------------------
+
+
+class ModelUnavailable(TapelineError):
+    """The Whisper model this run needs is not on this machine and could not be downloaded.
+    Pre-fetch it with `tapeline models pull NAME` on a machine with network access, or point
+    WHISPER_MODEL at a directory holding a CTranslate2 Whisper model."""
+
+    code = "model_unavailable"
+    http_status = 503
+
+
+class ModelNotAllowed(TapelineError):
+    """This server does not offer that model. Leave `model` unset for the default, or ask the
+    operator to add it to WHISPER_MODELS_ALLOWED."""
+
+    code = "model_not_allowed"
+    http_status = 422

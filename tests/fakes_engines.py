@@ -25,8 +25,12 @@ class RecordingReporter:
         self.stages.append(name)
         self.calls.append(f"stage {name}")
 
-    async def progress(self, fraction: float) -> None:
+    details: list[str] = field(default_factory=list)
+
+    async def progress(self, fraction: float, detail: str | None = None) -> None:
         self.fractions.append(fraction)
+        if detail is not None:
+            self.details.append(detail)
         self.calls.append("progress")
 
     async def chunk(

@@ -14,12 +14,14 @@ from service.auth import require_admin
 from service.context import Context
 from service.jobs import queue
 from service.queries import q
+from service.runs.representations import waiting_message
 
 
 async def _state(ctx: Context) -> dict[str, Any]:
     async with ctx.db.connect() as conn:
         workers = (await conn.execute(q("list_workers"))).mappings().all()
         depth = await queue.depth(conn)
+        unserved = await queue.unserved(conn)
     return {
         "worker": ctx.worker.info() if ctx.worker and ctx.worker.running else None,
         "streams": {
@@ -39,12 +41,17 @@ async def _state(ctx: Context) -> dict[str, Any]:
                 "currentJobs": list(w["current_jobs"]),
                 "startedAt": w["started_at"].isoformat(),
                 "heartbeatAt": w["heartbeat_at"].isoformat(),
+                "serves": w["serves"],
             }
             for w in workers
         ],
         "queue": {
             s: depth.get(s, 0) for s in ("queued", "processing", "succeeded", "failed", "cancelled")
         },
+        "waiting": [
+            {"needs": needs, "jobs": jobs, "message": waiting_message(needs)}
+            for needs, jobs in unserved.items()
+        ],
     }
 
 

@@ -58,17 +58,21 @@ async def create_run(request: Request) -> JSONResponse:
         model=optional_str(body, "model"),
         idempotency_key=idempotency_key(request),
         analysis=optional_flag(body, "analysis"),
+        prompt=optional_str(body, "prompt"),
+        hotwords=optional_str(body, "hotwords"),
     )
     return _submitted(run)
 
 
 async def transcribe(request: Request) -> JSONResponse:
-    """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`."""
+    """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`,
+    `prompt`, `hotwords`."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     ensure_free_space(ctx.settings)
     upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
-    options = {k: optional_str(upload.fields, k) for k in ("engine", "language", "model")}
+    fields = ("engine", "language", "model", "prompt", "hotwords")
+    options = {k: optional_str(upload.fields, k) for k in fields}
     key = idempotency_key(request)
     if key is not None:
         async with ctx.db.connect() as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -9,11 +11,11 @@ from service.engines.base import Engine
 
 
 def available_engines(settings: Settings, db: AsyncEngine | None = None) -> dict[str, Engine]:
-    """Engines that can run here; `local` (offline, pocketsphinx) is always available, `gemini`
+    """Engines that can run here; `local` (offline, Whisper) is always available, `gemini`
     and `openai` when their API key is set. With `db`, cloud engines keep finished chunks."""
     from service.engines.local import LocalEngine
 
-    engines: dict[str, Engine] = {"local": LocalEngine()}
+    engines: dict[str, Engine] = {"local": LocalEngine(settings)}
     engines.update(cloud_engines(settings, db))
     return engines
 
@@ -30,3 +32,29 @@ def cloud_engines(settings: Settings, db: AsyncEngine | None = None) -> dict[str
     if settings.openai_api_key is not None:
         engines["openai"] = OpenAIEngine(settings, store)
     return engines
+
+
+def job_needs(settings: Settings, engine: str, model: str | None) -> str:
+    """What a run's job needs of its worker: `local/<model>` (a worker must hold that model),
+    or the engine's name (a worker with that engine's key)."""
+    if engine == "local":
+        from service.engines.models import model_for_run
+
+        return f"local/{model_for_run(settings, model)}"
+    return engine
+
+
+def worker_serves(settings: Settings, engines: Mapping[str, Engine]) -> list[str]:
+    """What this worker claims: TAPELINE_WORKER_ENGINES (default every engine configured here),
+    the local engine with its default model and each one WHISPER_MODELS_ALLOWED names."""
+    names = settings.tapeline_worker_engines or list(engines)
+    serves: list[str] = []
+    for name in names:
+        if name not in engines:
+            continue
+        if name == "local":
+            models = dict.fromkeys([settings.whisper_model, *settings.whisper_models_allowed])
+            serves.extend(f"local/{model}" for model in models)
+        else:
+            serves.append(name)
+    return serves

@@ -110,13 +110,15 @@ class Transcript:
     text: str
     language: str | None
     segments: Sequence[Segment] = field(default_factory=tuple)
+    language_probability: float | None = None
+    """How sure the engine was of a language it detected (None when given or not known)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "language": self.language,
-            "segments": [s.to_json() for s in self.segments],
-        }
+        data: dict[str, Any] = {"text": self.text, "language": self.language}
+        if self.language_probability is not None:
+            data["language_probability"] = round(self.language_probability, 4)
+        data["segments"] = [s.to_json() for s in self.segments]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Transcript:
@@ -124,13 +126,22 @@ class Transcript:
             text=str(data.get("text", "")),
             language=data.get("language"),
             segments=tuple(Segment.from_json(s) for s in data.get("segments", ())),
+            language_probability=data.get("language_probability"),
         )
 
     @classmethod
-    def from_segments(cls, segments: Sequence[Segment], language: str | None) -> Transcript:
+    def from_segments(
+        cls,
+        segments: Sequence[Segment],
+        language: str | None,
+        language_probability: float | None = None,
+    ) -> Transcript:
         ordered = tuple(sorted(segments, key=lambda s: (s.start_ms, s.end_ms)))
         return cls(
-            text=" ".join(s.text for s in ordered if s.text), language=language, segments=ordered
+            text=" ".join(s.text for s in ordered if s.text),
+            language=language,
+            segments=ordered,
+            language_probability=language_probability,
         )
 
 
@@ -142,13 +153,18 @@ class EngineOptions:
     model: str | None = None
     run_id: uuid.UUID | None = None
     """The run being transcribed, so engines can keep finished chunks for a retry."""
+    prompt: str | None = None
+    """Context for the model: the subject, the spelling of names (Whisper's initial prompt)."""
+    hotwords: str | None = None
+    """Terms the model should favour, as AssemblyAI's key terms or Deepgram's keyterm."""
 
 
 class Reporter(Protocol):
     """How an engine tells the run where it stands.
 
     `stage()` is a persisted transition (a few per run); `progress()` is a cheap tick within the
-    current stage, 0.0–1.0, sent to subscribers but not written to the run row; `chunk()` hands
+    current stage, 0.0–1.0 (with an optional line for people, such as a download's size), sent
+    to subscribers but not written to the run row; `chunk()` hands
     over a finished stretch of the recording as soon as it is done, so people can read it while
     the rest is still being transcribed. The chunks' segments together must be the transcript
     the engine returns.
@@ -156,7 +172,7 @@ class Reporter(Protocol):
 
     async def stage(self, name: str) -> None: ...
 
-    async def progress(self, fraction: float) -> None: ...
+    async def progress(self, fraction: float, detail: str | None = None) -> None: ...
 
     async def chunk(
         self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]

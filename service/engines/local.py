@@ -1,160 +1,289 @@
-"""The offline `local` engine: English speech recognition with PocketSphinx, on this machine.
+"""The offline `local` engine: Whisper through faster-whisper (CTranslate2), on this machine.
 
-PocketSphinx is single-threaded and needs roughly a tenth of real time per core, so a long
-recording is cut at pauses and the chunks are recognised side by side in the shared process
-pool, in time order, so the words people read first are the recording's first. Chunks of about
-15 s keep the cores evenly loaded, and recognising at pauses costs no accuracy against one long
-pass. Each chunk's segments are reported as it finishes, and the transcript is exactly them.
-Each pool process loads the acoustic and language models once and keeps them, since loading
-costs about as much as recognising a few seconds of speech.
+The recording is decoded as a stream of windows (`media.audio.decode_windows`), so memory does
+not grow with its length: a short first window brings the first words within seconds, then
+windows of a few minutes, each cut in a pause. Each window goes through faster-whisper's batched
+pipeline (Silero VAD cuts the speech, the pieces are decoded in batches) and is reported as a
+partial with absolute timestamps; the transcript is exactly those partials.
+
+The model is loaded once per worker process and shared by its jobs. It runs in threads, not the
+process pool: CTranslate2 releases the GIL while it computes, so the event loop stays free, and
+one loaded model serves every job instead of one copy per pool process. Concurrent jobs split
+the cores between them (`compute_threads`), so MAX_CONCURRENT_JOBS runs never oversubscribe the
+machine. A thread cannot be interrupted mid-batch, so each job's thread checks a stop flag
+between batches: a cancelled or timed-out run stops using the CPU within one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pocketsphinx import Decoder
+from service.config import Settings
+from service.engines.base import EngineOptions, Reporter, Segment, Transcript, Word
+from service.engines.models import english_only, fetch_model, find_model, model_for_run
+from service.errors import EngineRefused, RunCancelled
+from service.media.audio import Window, declared_duration_ms, decode_windows
 
-from service.cpu import run_cpu
-from service.engines.base import EngineOptions, Reporter, Segment, Transcript
-from service.errors import EngineRefused
-from service.media.audio import decode_pcm16
-from service.media.chunking import Span, plan_chunks
+log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-FRAMES_PER_SECOND = 100
+FIRST_WINDOW_MS = 20_000
+WINDOW_MS = 240_000
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000
-CHUNK_TARGET_MS = 15_000
-CHUNK_MAX_MS = 30_000
+_SENTENCE_END = re.compile(r"[.!?。！？]$")
+_MB = 1024 * 1024
 
-_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
-_MS_PER_FRAME = 1000 // FRAMES_PER_SECOND
-_ENGLISH = frozenset({"en", "eng", "english"})
-_ALTERNATE_PRONUNCIATION = re.compile(r"\(\d+\)$")
 
-Word = tuple[str, int, int]
-"""A recognised word with its absolute (start_ms, end_ms)."""
+@dataclass
+class WindowResult:
+    segments: list[Segment]
+    language: str | None
+    language_probability: float | None
+    speech: bool
 
-_decoder: Any = None
+
+@dataclass
+class _Loaded:
+    pipeline: Any
+    multilingual: bool
+
+
+_models: dict[tuple[str, str, str, int, int], _Loaded] = {}
+_models_lock = threading.Lock()
+_loads = 0
+
+
+def model_loads() -> int:
+    """How many times this process loaded a model (once per model, however many runs)."""
+    return _loads
+
+
+def compute_threads(settings: Settings, cores: int | None = None) -> tuple[int, int]:
+    """(parallel transcriptions, threads each): together about the number of cores, however
+    many jobs this worker runs at once; jobs beyond that wait their turn inside CTranslate2."""
+    cores = cores or os.cpu_count() or 1
+    workers = max(1, min(settings.max_concurrent_jobs, cores))
+    return workers, max(1, cores // workers)
+
+
+def device_and_compute_type(settings: Settings) -> tuple[str, str]:
+    """WHISPER_DEVICE (`auto` means CUDA when CTranslate2 finds a GPU) and its compute type:
+    WHISPER_COMPUTE_TYPE, else float16 on CUDA and int8 on CPU."""
+    device = settings.whisper_device
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    compute_type = settings.whisper_compute_type or ("float16" if device == "cuda" else "int8")
+    return device, compute_type
+
+
+def load_model(settings: Settings, path: Path) -> _Loaded:
+    """The batched pipeline for the model at `path`, loaded on first use and kept."""
+    global _loads
+    device, compute_type = device_and_compute_type(settings)
+    workers, threads = compute_threads(settings)
+    key = (str(path), device, compute_type, workers, threads)
+    with _models_lock:
+        loaded = _models.get(key)
+        if loaded is None:
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+            started = time.monotonic()
+            model = WhisperModel(
+                str(path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=threads,
+                num_workers=workers,
+            )
+            loaded = _Loaded(BatchedInferencePipeline(model), bool(model.model.is_multilingual))
+            _models[key] = loaded
+            _loads += 1
+            log.info(
+                "loaded whisper model %s on %s (%s, %d×%d threads) in %.1fs",
+                path,
+                device,
+                compute_type,
+                workers,
+                threads,
+                time.monotonic() - started,
+            )
+        return loaded
+
+
+def primary_language(language: str | None) -> str | None:
+    """`en-US`, `en_GB`, `English` → `en`; what Whisper's tokenizer calls the language."""
+    if not language or not language.strip():
+        return None
+    primary = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+    return {"english": "en", "eng": "en", "chinese": "zh", "mandarin": "zh"}.get(primary, primary)
+
+
+def check_run(settings: Settings, language: str | None, model: str | None) -> str:
+    """Refuse, before anything is queued, what the model cannot do; returns the model name."""
+    name = model_for_run(settings, model)
+    primary = primary_language(language)
+    if primary is None:
+        return name
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if primary not in _LANGUAGE_CODES:
+        raise EngineRefused(f"Whisper does not know the language {language!r}.")
+    if primary != "en" and english_only(settings, name):
+        raise EngineRefused(
+            f"The model {name!r} understands English only, not {language!r}. Leave the language "
+            "unset, or use a multilingual model (such as base, small or large-v3).",
+        )
+    return name
 
 
 class LocalEngine:
-    """Transcribes English on the server's own CPUs; needs no network and no API key."""
+    """Transcribes on the server's own CPUs (or GPU); needs no network once the model is here."""
 
     name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     async def transcribe(
         self, audio_path: Path, options: EngineOptions, reporter: Reporter
     ) -> Transcript:
-        require_english(options.language)
+        name = check_run(self.settings, options.language, options.model)
+        path = find_model(self.settings, name) or await self._fetch(name, reporter)
+        loaded = await asyncio.to_thread(load_model, self.settings, path)
         await reporter.stage("analyzing")
-        pcm, spans = await run_cpu(prepare, audio_path)
-        duration_ms = pcm_duration_ms(pcm)
-
-        async def recognise(index: int, span: Span) -> tuple[int, Span, list[Segment]]:
-            start, end = span
-            words = await run_cpu(
-                recognise_words, pcm[start * _BYTES_PER_MS : end * _BYTES_PER_MS], start
-            )
-            return index, span, words_to_segments(words, duration_ms)
-
-        chunks = [asyncio.ensure_future(recognise(i, span)) for i, span in enumerate(spans)]
+        duration_ms = await asyncio.to_thread(declared_duration_ms, audio_path)
+        stop = threading.Event()
+        windows = decode_windows(audio_path, FIRST_WINDOW_MS, WINDOW_MS)
+        language = primary_language(options.language)
+        probability: float | None = 1.0 if language else None
         segments: list[Segment] = []
         try:
-            for done, chunk in enumerate(asyncio.as_completed(chunks), start=1):
-                index, (start, end), found = await chunk
-                segments.extend(found)
-                await reporter.chunk(index, start, end, found)
-                await reporter.progress(done / len(chunks))
+            for index in range(1_000_000):
+                window = await asyncio.to_thread(next, windows, None)
+                if window is None:
+                    break
+                result = await asyncio.to_thread(
+                    transcribe_window,
+                    loaded.pipeline,
+                    window,
+                    self.settings.whisper_batch_size,
+                    _Request(language, options.prompt, options.hotwords),
+                    stop,
+                )
+                if language is None and result.speech and loaded.multilingual:
+                    language, probability = result.language, result.language_probability
+                segments.extend(result.segments)
+                await reporter.chunk(index, window.start_ms, window.end_ms, result.segments)
+                if duration_ms:
+                    await reporter.progress(min(0.99, window.end_ms / duration_ms))
         finally:
-            for pending in chunks:
-                pending.cancel()
-        return Transcript.from_segments(segments, language="en")
+            stop.set()
+        await reporter.progress(1.0)
+        if not loaded.multilingual:
+            language, probability = "en", probability or 1.0
+        return Transcript.from_segments(segments, language, probability)
+
+    async def _fetch(self, name: str, reporter: Reporter) -> Path:
+        """Download the model with a `preparing` stage whose ticks say how far it got."""
+        await reporter.stage("preparing")
+        loop = asyncio.get_running_loop()
+        latest: list[tuple[int, int | None]] = []
+
+        def progress(done: int, total: int | None) -> None:
+            loop.call_soon_threadsafe(latest.append, (done, total))
+
+        fetch = asyncio.ensure_future(asyncio.to_thread(fetch_model, self.settings, name, progress))
+        while not fetch.done():
+            await asyncio.wait({fetch}, timeout=0.5)
+            if latest:
+                done, total = latest[-1]
+                latest.clear()
+                of = f" of {total / _MB:.0f}" if total else ""
+                detail = f"Downloading model {name}, {done / _MB:.0f}{of} MB"
+                await reporter.progress(done / total if total else 0.0, detail)
+        return fetch.result()
 
 
-def require_english(language: str | None) -> None:
-    """Refuse any language but English: the bundled model would return confident nonsense."""
-    if not language:
-        return
-    primary = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
-    if primary not in _ENGLISH:
-        raise EngineRefused(
-            f"The local engine understands English only, not {language!r}. "
-            "Choose another engine for this language, or leave the language unset.",
-        )
+@dataclass(frozen=True)
+class _Request:
+    language: str | None
+    prompt: str | None = None
+    hotwords: str | None = None
 
 
-def prepare(audio_path: Path) -> tuple[bytes, list[Span]]:
-    """Decode the upload and plan its chunks, together, in one trip to the pool."""
-    pcm = decode_pcm16(audio_path, SAMPLE_RATE)
-    spans = plan_chunks(pcm, SAMPLE_RATE, target_ms=CHUNK_TARGET_MS, max_ms=CHUNK_MAX_MS)
-    return pcm, spans
-
-
-def recognise_words(pcm: bytes, offset_ms: int = 0) -> list[Word]:
-    """Recognise one stretch of 16 kHz mono PCM; runs in a pool process, returns plain data."""
-    if len(pcm) < _BYTES_PER_MS * _MS_PER_FRAME:
-        return []
-    decoder = _process_decoder()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    words: list[Word] = []
-    for seg in decoder.seg():
-        word = _spoken_word(seg.word)
-        if word:
-            start = offset_ms + seg.start_frame * _MS_PER_FRAME
-            end = offset_ms + (seg.end_frame + 1) * _MS_PER_FRAME
-            words.append((word, start, end))
-    return words
-
-
-def transcribe_pcm_one_pass(pcm: bytes) -> list[Segment]:
-    """Recognise all of `pcm` in a single decoder call, without chunking (the baseline)."""
-    return words_to_segments(recognise_words(pcm), pcm_duration_ms(pcm))
-
-
-def words_to_segments(words: Sequence[Word], duration_ms: int) -> list[Segment]:
-    """Group words into segments at pauses longer than `SEGMENT_PAUSE_MS`, or when a segment
-    would run past `SEGMENT_MAX_MS`, so subtitles and readers get sentence-sized pieces."""
+def transcribe_window(
+    pipeline: Any, window: Window, batch_size: int, request: _Request, stop: threading.Event
+) -> WindowResult:
+    """One window through the batched pipeline, in a thread; stops between batches when `stop`
+    is set (the run was cancelled or timed out), raising `RunCancelled`."""
+    if stop.is_set():
+        raise RunCancelled()
+    found, info = pipeline.transcribe(
+        window.samples,
+        language=request.language,
+        batch_size=batch_size,
+        word_timestamps=True,
+        initial_prompt=request.prompt or None,
+        hotwords=request.hotwords or None,
+    )
     segments: list[Segment] = []
+    found = iter(found)
+    while True:
+        if stop.is_set():
+            raise RunCancelled()
+        segment = next(found, None)
+        if segment is None:
+            break
+        segments.extend(split_segment(window, segment))
+    speech = bool(info.duration_after_vad)
+    return WindowResult(segments, info.language, info.language_probability, speech)
+
+
+def split_segment(window: Window, segment: Any) -> Iterator[Segment]:
+    """Whisper's piece of speech (up to 30 s) as subtitle-sized segments with absolute times:
+    split after a sentence ends or at a pause, never longer than `SEGMENT_MAX_MS`."""
+    words = [
+        Word(
+            start_ms=window.start_ms + round(w.start * 1000),
+            end_ms=window.start_ms + round(max(w.start, w.end) * 1000),
+            text=w.word,
+            probability=float(w.probability),
+        )
+        for w in segment.words or ()
+        if w.word.strip()
+    ]
+    if not words:
+        text = segment.text.strip()
+        if text:
+            start = window.start_ms + round(segment.start * 1000)
+            yield Segment(start, max(start, window.start_ms + round(segment.end * 1000)), text)
+        return
     current: list[Word] = []
-    for word in sorted(words, key=lambda w: (w[1], w[2])):
+    for word in words:
         if current and (
-            word[1] - current[-1][2] > SEGMENT_PAUSE_MS or word[2] - current[0][1] > SEGMENT_MAX_MS
+            word.start_ms - current[-1].end_ms > SEGMENT_PAUSE_MS
+            or word.end_ms - current[0].start_ms > SEGMENT_MAX_MS
+            or _SENTENCE_END.search(current[-1].text.strip())
         ):
-            segments.append(_segment(current, duration_ms))
+            yield _segment(current)
             current = []
         current.append(word)
     if current:
-        segments.append(_segment(current, duration_ms))
-    return segments
+        yield _segment(current)
 
 
-def pcm_duration_ms(pcm: bytes) -> int:
-    return len(pcm) // 2 * 1000 // SAMPLE_RATE
-
-
-def _segment(words: Sequence[Word], duration_ms: int) -> Segment:
-    start = min(words[0][1], duration_ms)
-    end = min(max(w[2] for w in words), duration_ms)
-    return Segment(start_ms=start, end_ms=max(start, end), text=" ".join(w[0] for w in words))
-
-
-def _spoken_word(token: str) -> str:
-    """The word itself, or "" for fillers such as <s>, <sil> and [NOISE]; drops "(2)" suffixes."""
-    if token.startswith(("<", "[", "+")):
-        return ""
-    return _ALTERNATE_PRONUNCIATION.sub("", token)
-
-
-def _process_decoder() -> Any:
-    global _decoder
-    if _decoder is None:
-        _decoder = Decoder(samprate=SAMPLE_RATE)
-    return _decoder
+def _segment(words: Sequence[Word]) -> Segment:
+    text = "".join(w.text for w in words).strip()
+    cleaned = tuple(Word(w.start_ms, w.end_ms, w.text.strip(), w.probability) for w in words)
+    return Segment(words[0].start_ms, max(w.end_ms for w in words), text, words=cleaned)

@@ -42,13 +42,16 @@ async def enqueue(
     max_attempts: int,
     priority: int = 0,
     delay_ms: int = 0,
+    needs: str | None = None,
 ) -> int:
+    """Queue a job; `needs` (such as `local/base` or `gemini`) limits which workers claim it."""
     params = {
         "run_id": run_id,
         "job_type": job_type,
         "priority": priority,
         "max_attempts": max_attempts,
         "delay_ms": delay_ms,
+        "needs": needs,
     }
     return int((await conn.execute(q("enqueue_job"), params)).scalar_one())
 
@@ -61,13 +64,21 @@ async def enqueue_many(
 
 
 async def claim(
-    conn: AsyncConnection, worker_id: str, job_types: Sequence[str], limit: int, lease_ms: int
+    conn: AsyncConnection,
+    worker_id: str,
+    job_types: Sequence[str],
+    limit: int,
+    lease_ms: int,
+    serves: Sequence[str] | None = None,
 ) -> list[ClaimedJob]:
+    """Claim due jobs of `job_types`; with `serves`, only those whose needs are in it (or that
+    need nothing in particular)."""
     params = {
         "worker_id": worker_id,
         "job_types": list(job_types),
         "limit": limit,
         "lease_ms": lease_ms,
+        "serves": None if serves is None else list(serves),
     }
     rows = (await conn.execute(q("claim_jobs"), params)).mappings().all()
     return [ClaimedJob(**row) for row in rows]
@@ -150,6 +161,12 @@ async def cancel_for_run(conn: AsyncConnection, run_id: uuid.UUID) -> list[int]:
 async def depth(conn: AsyncConnection) -> dict[str, int]:
     rows = (await conn.execute(q("queue_depth"))).all()
     return {status: int(count) for status, count in rows}
+
+
+async def unserved(conn: AsyncConnection) -> dict[str, int]:
+    """Queued jobs that no live worker serves, by what they need."""
+    rows = (await conn.execute(q("unserved_jobs"))).all()
+    return {str(needs): int(count) for needs, count in rows}
 
 
 async def active_depth(conn: AsyncConnection) -> dict[str, int]:

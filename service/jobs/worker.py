@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,8 +44,11 @@ class Worker:
         *,
         worker_id: str | None = None,
         concurrency: int | None = None,
+        serves: Sequence[str] | None = None,
     ) -> None:
         self.db = db
+        self.serves = None if serves is None else list(serves)
+        """What this worker claims (`local/base`, `gemini`, …); None claims every job."""
         self.settings = settings
         self.handlers = handlers
         self.id = worker_id or new_worker_id()
@@ -97,6 +100,7 @@ class Worker:
             "concurrency": self.concurrency,
             "currentJobs": self.executor.running_job_ids,
             "listening": self.listener.alive,
+            "serves": self.serves,
         }
 
     async def run(self) -> None:
@@ -130,7 +134,12 @@ class Worker:
                 try:
                     async with self.db.begin() as conn:
                         claimed = await queue.claim(
-                            conn, self.id, job_types, free, self.settings.job_lease_ms
+                            conn,
+                            self.id,
+                            job_types,
+                            free,
+                            self.settings.job_lease_ms,
+                            self.serves,
                         )
                 except Exception:
                     log.exception("claiming jobs failed; retrying after the poll interval")
@@ -218,6 +227,7 @@ class Worker:
             "state": self.state,
             "concurrency": self.concurrency,
             "job_ids": self.executor.running_job_ids,
+            "serves": self.serves,
         }
         async with self.db.begin() as conn:
             await conn.execute(q("worker_heartbeat"), params)

@@ -293,6 +293,8 @@ class Hub:
         if note.get("type") == "progress":
             run_id = str(note["runId"])
             self.progress[run_id] = {"stage": note["stage"], "progress": note["progress"]}
+            if note.get("detail"):
+                self.progress[run_id]["detail"] = note["detail"]
             self._publish([Message(None, run_id, str(note["owner"]), tick_data(note))])
         else:
             self._wake.set()

@@ -191,3 +191,92 @@ def _has_mp3_vbr_tag(path: Path) -> bool:
         file.seek(start)
         first_frame = file.read(_MP3_TAG_SEARCH_BYTES)
     return any(tag in first_frame for tag in _MP3_VBR_TAGS)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of decoded audio: 16 kHz-style mono float32 samples starting at `start_ms`."""
+
+    start_ms: int
+    samples: np.ndarray
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + len(self.samples) * 1000 // WINDOW_SAMPLE_RATE
+
+
+WINDOW_SAMPLE_RATE = 16_000
+_PAUSE_FRAME_MS = 100
+
+
+def decode_windows(
+    path: Path, first_ms: int, window_ms: int, search_ms: int = 10_000
+) -> Iterator[Window]:
+    """Decode `path` as a stream of mono float32 windows at 16 kHz, never holding more than
+    about one window of samples, so a 10-hour recording costs no more memory than a short one.
+
+    The first window is `first_ms` long so a recogniser can show the first words within
+    seconds; the rest are about `window_ms`. Each window ends at the quietest moment of its last
+    `search_ms`, so a cut rarely falls inside a word; the remainder starts the next window.
+    """
+    if path.stat().st_size == 0:
+        raise AudioUnreadable("The file is empty.")
+    per_ms = WINDOW_SAMPLE_RATE // 1000
+    with _open(path) as container:
+        stream = _audio_stream(container)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=WINDOW_SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        pending_samples = 0
+        start_ms = 0
+        target = first_ms * per_ms
+
+        def frames() -> Iterator[np.ndarray]:
+            try:
+                for frame in _decode(container, stream):
+                    frame.pts = None
+                    for out in resampler.resample(frame):
+                        yield out.to_ndarray().reshape(-1)
+                for out in resampler.resample(None):
+                    yield out.to_ndarray().reshape(-1)
+            except (av.FFmpegError, ValueError) as exc:
+                raise AudioUnreadable(f"The audio could not be resampled: {exc}") from exc
+
+        for samples in frames():
+            pending.append(samples.astype(np.float32, copy=False))
+            pending_samples += len(samples)
+            if pending_samples < target + search_ms * per_ms // 2:
+                continue
+            buffered = np.concatenate(pending)
+            cut = _quiet_cut(buffered, target, search_ms * per_ms)
+            yield Window(start_ms, buffered[:cut].copy())
+            start_ms += cut // per_ms
+            rest = buffered[cut:]
+            pending, pending_samples = [rest], len(rest)
+            target = window_ms * per_ms
+        if pending_samples:
+            yield Window(start_ms, np.concatenate(pending))
+        elif start_ms == 0:
+            raise AudioUnreadable("The file contains no decodable audio.")
+
+
+def _quiet_cut(samples: np.ndarray, target: int, search: int) -> int:
+    """The sample index near `target` (within `search` before it or half of it after) where the
+    100 ms frame is quietest; a whole number of milliseconds, so window starts stay exact."""
+    frame = WINDOW_SAMPLE_RATE * _PAUSE_FRAME_MS // 1000
+    low = max(frame, target - search)
+    high = min(len(samples) - frame, target + search // 2)
+    if high <= low:
+        return min(len(samples), target)
+    region = samples[low:high]
+    usable = len(region) // frame * frame
+    energy = np.square(region[:usable].reshape(-1, frame)).mean(axis=1)
+    quietest = int(np.argmin(energy))
+    return low + quietest * frame + frame // 2
+
+
+def declared_duration_ms(path: Path) -> int | None:
+    """The length the container's header states, for progress only; None when it states none."""
+    with _open(path) as container:
+        if container.duration is None:
+            return None
+        return int(container.duration * 1000 // av.time_base)

@@ -126,6 +126,8 @@ def upload_options(metadata: Mapping[str, str]) -> dict[str, Any]:
         "language": metadata.get("language") or None,
         "engine": metadata.get("engine") or None,
         "model": metadata.get("model") or None,
+        "prompt": metadata.get("prompt") or None,
+        "hotwords": metadata.get("hotwords") or None,
         "auto_transcribe": metadata.get("autoTranscribe", "").lower() in TRUE,
     }
 

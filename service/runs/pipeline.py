@@ -1,8 +1,9 @@
 """The transcription job: what a worker does with a claimed `transcribe_*` job.
 
-Stages and their share of the progress bar: uploading 0–10, analyzing 10–90 (per-chunk
-ticks), finalizing 90–100. A stage change is a persisted transition; a tick is a NOTIFY only;
-a finished chunk is a persisted `partial` event, so its text can be read before the run ends.
+Stages and their share of the progress bar: uploading 0–10 (preparing 5–10 while the local
+engine downloads its model), analyzing 10–90 (per-chunk ticks), finalizing 90–100. A stage
+change is a persisted transition; a tick is a NOTIFY only; a finished chunk is a persisted
+`partial` event, so its text can be read before the run ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import logs
 from service.database import Row
-from service.engines.base import Engine, EngineOptions, Partial, Segment, Transcript
+from service.engines.base import Engine, EngineOptions, Partial, Segment, Transcript, Word
 from service.errors import (
     AudioMissing,
     EngineNotConfigured,
@@ -35,6 +36,7 @@ from service.runs.analysis import Analyzer, store_analysis
 
 STAGE_BANDS: dict[str, tuple[int, int]] = {
     "uploading": (0, 10),
+    "preparing": (5, 10),
     "analyzing": (10, 90),
     "finalizing": (90, 99),
 }
@@ -64,16 +66,18 @@ class RunReporter:
         self.stage_name = name
         self.value = int(change.run["progress"])
 
-    async def progress(self, fraction: float) -> None:
+    async def progress(self, fraction: float, detail: str | None = None) -> None:
         low, high = STAGE_BANDS.get(self.stage_name, (self.value, self.value))
         value = int(low + max(0.0, min(1.0, fraction)) * (high - low))
         now = time.monotonic()
-        if value <= self.value or (now - self._last_tick < TICK_MIN_INTERVAL_S and fraction < 1):
+        if detail is None and value <= self.value:
             return
-        self.value = value
+        if now - self._last_tick < TICK_MIN_INTERVAL_S and fraction < 1:
+            return
+        self.value = max(value, self.value)
         self._last_tick = now
         async with self.db.begin() as conn:
-            await runs.notify_progress(conn, self.run, self.stage_name, value)
+            await runs.notify_progress(conn, self.run, self.stage_name, self.value, detail)
 
     async def chunk(
         self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
@@ -87,15 +91,26 @@ class RunReporter:
 
 
 def checked_segments(segments: Sequence[Segment], duration_ms: int) -> tuple[Segment, ...]:
-    """Never trust an engine blindly: ordered segments, within the audio, no empty text."""
+    """Never trust an engine blindly: ordered segments, within the audio, no empty text, and
+    their words ordered and inside their segment."""
     checked = []
     for seg in sorted(segments, key=lambda s: (s.start_ms, s.end_ms)):
         text = seg.text.strip()
         if not text:
             continue
         start, end = within(seg.start_ms, seg.end_ms, duration_ms)
-        checked.append(Segment(start, end, text, seg.speaker))
+        words = tuple(
+            Word(*_inside(w.start_ms, w.end_ms, start, end), w.text, w.probability)
+            for w in sorted(seg.words, key=lambda w: (w.start_ms, w.end_ms))
+            if w.text.strip()
+        )
+        checked.append(Segment(start, end, text, seg.speaker, words))
     return tuple(checked)
+
+
+def _inside(start_ms: int, end_ms: int, low: int, high: int) -> tuple[int, int]:
+    start = max(low, min(start_ms, high))
+    return start, max(start, min(end_ms, high))
 
 
 def within(start_ms: int, end_ms: int, duration_ms: int) -> tuple[int, int]:
@@ -108,7 +123,12 @@ def checked_transcript(transcript: Transcript, duration_ms: int) -> Transcript:
     """The engine's transcript with `checked_segments`, and its text if the engine gave none."""
     segments = checked_segments(transcript.segments, duration_ms)
     text = transcript.text.strip() or " ".join(s.text for s in segments)
-    return Transcript(text=text, language=transcript.language, segments=segments)
+    return Transcript(
+        text=text,
+        language=transcript.language,
+        segments=segments,
+        language_probability=transcript.language_probability,
+    )
 
 
 async def store_transcript(storage: Storage, run_id: uuid.UUID, transcript: Transcript) -> None:
@@ -159,7 +179,13 @@ class TranscriptionHandler:
         if audio is None:
             raise AudioMissing()
         reporter = RunReporter(self.db, run, int(audio["duration_ms"]))
-        options = EngineOptions(language=run["language"], model=run["model"], run_id=run_id)
+        options = EngineOptions(
+            language=run["language"],
+            model=run["model"],
+            run_id=run_id,
+            prompt=run.get("prompt"),
+            hotwords=run.get("hotwords"),
+        )
         try:
             async with self.storage.local_file(audio["storage_key"]) as path:
                 transcript = await engine.transcribe(path, options, reporter)

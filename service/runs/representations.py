@@ -46,6 +46,8 @@ def run_json(row: Row, *, with_transcript: bool = False) -> dict[str, Any]:
         "engine": row["engine"],
         "model": row["model"],
         "language": row["language"],
+        "prompt": row.get("prompt"),
+        "hotwords": row.get("hotwords"),
         "status": row["status"],
         "stage": row["stage"],
         "progress": row["progress"],
@@ -83,7 +85,13 @@ def progress_json(row: Row) -> dict[str, Any]:
         },
         "jobs": row["jobs"],
         "error": error_json(row),
+        **({"waiting": waiting_message(row["waiting_for"])} if row.get("waiting_for") else {}),
     }
+
+
+def waiting_message(needs: str) -> str:
+    """What a queued job that no live worker serves is waiting for, for people."""
+    return f"waiting for a worker that serves {needs}"
 
 
 def _estimate_s(row: Row, now: datetime) -> float | None:
@@ -167,6 +175,7 @@ def tick_data(note: dict[str, Any]) -> dict[str, Any]:
         "status": "processing",
         "stage": note["stage"],
         "progress": note["progress"],
+        **({"detail": note["detail"]} if note.get("detail") else {}),
     }
 
 

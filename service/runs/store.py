@@ -80,6 +80,8 @@ async def create_run(
     engine: str,
     model: str | None,
     language: str | None,
+    prompt: str | None = None,
+    hotwords: str | None = None,
 ) -> Change:
     params = {
         "audio_id": audio_id,
@@ -87,6 +89,8 @@ async def create_run(
         "engine": engine,
         "model": model,
         "language": language,
+        "prompt": prompt,
+        "hotwords": hotwords,
     }
     row = (await conn.execute(q("insert_run"), params)).mappings().one()
     return await _queued(conn, row)
@@ -169,15 +173,19 @@ def partial_transcript(chunks: Sequence[Partial], language: str | None) -> Trans
     return Transcript.from_segments(stitched(chunks), language)
 
 
-async def notify_progress(conn: AsyncConnection, run: Row, stage: str, progress: int) -> None:
+async def notify_progress(
+    conn: AsyncConnection, run: Row, stage: str, progress: int, detail: str | None = None
+) -> None:
     """A tick within a stage: subscribers hear it, the run row is not written."""
-    payload = {
+    payload: dict[str, Any] = {
         "runId": str(run["id"]),
         "owner": run["owner"],
         "type": "progress",
         "stage": stage,
         "progress": progress,
     }
+    if detail is not None:
+        payload["detail"] = detail
     await conn.execute(q("notify_progress"), {"payload": json.dumps(payload)})
 
 
@@ -218,6 +226,8 @@ async def create_run_once(
     model: str | None,
     language: str | None,
     idempotency_key: str,
+    prompt: str | None = None,
+    hotwords: str | None = None,
 ) -> Change | None:
     """Like `create_run`, under an Idempotency-Key: None when the owner already has a run with
     that key (the unique index decides, so concurrent retries cannot both create one)."""
@@ -227,6 +237,8 @@ async def create_run_once(
         "engine": engine,
         "model": model,
         "language": language,
+        "prompt": prompt,
+        "hotwords": hotwords,
         "idempotency_key": idempotency_key,
     }
     row = (await conn.execute(q("insert_run_idempotent"), params)).mappings().first()

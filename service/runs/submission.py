@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.context import Context
 from service.database import Row
-from service.errors import Conflict, Deleted, EngineNotConfigured, NotFound
+from service.engines import job_needs, worker_serves
+from service.engines.local import check_run
+from service.errors import Conflict, Deleted, EngineNotConfigured, InvalidRequest, NotFound
 from service.jobs import queue
 from service.media import library as audio_library
 from service.media import tombstones, tus
@@ -18,6 +20,8 @@ from service.runs.analysis import request_analysis, require_analysis
 from service.tokens import Principal
 
 SYNC_PRIORITY = 10
+MAX_VOCABULARY_CHARS = 1_000
+"""Whisper reads at most about 220 tokens of prompt; longer text would be cut silently."""
 
 
 def runs_inline(ctx: Context, audio: Row) -> bool:
@@ -40,8 +44,14 @@ async def submit_run(
     model: str | None = None,
     idempotency_key: str | None = None,
     analysis: bool = False,
+    prompt: str | None = None,
+    hotwords: str | None = None,
 ) -> Row:
     """Queue a run for the audio; small audio is processed before this returns.
+
+    `prompt` (context, the spelling of names) and `hotwords` (terms to favour) go to the local
+    engine's model. What the engine cannot do (a model not offered, a language an English-only
+    model does not know) is refused here, before anything is queued.
 
     With an `idempotency_key` the owner's earlier run under that key is returned instead of
     a new one, however many retries race.
@@ -54,6 +64,12 @@ async def submit_run(
         raise EngineNotConfigured(
             f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
         )
+    for name, value in (("prompt", prompt), ("hotwords", hotwords)):
+        if value is not None and len(value) > MAX_VOCABULARY_CHARS:
+            raise InvalidRequest(f"`{name}` may be at most {MAX_VOCABULARY_CHARS} characters.")
+    if engine == "local":
+        check_run(ctx.settings, language, model)
+    needs = job_needs(ctx.settings, engine, model)
     if analysis:
         require_analysis(ctx.settings)
     async with ctx.db.begin() as conn:
@@ -68,6 +84,8 @@ async def submit_run(
             "engine": engine,
             "model": model,
             "language": language,
+            "prompt": prompt or None,
+            "hotwords": hotwords or None,
         }
         if idempotency_key is None:
             created = await runs.create_run(conn, **fields)
@@ -80,13 +98,14 @@ async def submit_run(
             created = once
         if analysis:
             await request_analysis(conn, created.run["id"])
-        inline = runs_inline(ctx, audio)
+        inline = runs_inline(ctx, audio) and needs in worker_serves(ctx.settings, ctx.engines)
         job_id = await queue.enqueue(
             conn,
             job_type=queue.TRANSCRIBE_SYNC if inline else queue.TRANSCRIBE_LONG,
             run_id=created.run["id"],
             max_attempts=ctx.settings.max_attempts,
             priority=SYNC_PRIORITY if inline else 0,
+            needs=needs,
         )
         claimed = None
         if inline:
@@ -119,11 +138,13 @@ async def retry_run(ctx: Context, principal: Principal, run_id: uuid.UUID) -> Ro
         change = await runs.reset(conn, run_id)
         if change is None:
             raise Conflict("Only a failed or cancelled run can be retried.")
+        run = change.run
         await queue.enqueue(
             conn,
             job_type=queue.TRANSCRIBE_LONG,
             run_id=run_id,
             max_attempts=ctx.settings.max_attempts,
+            needs=job_needs(ctx.settings, str(run["engine"]), run["model"]),
         )
         return change.run
 
@@ -148,6 +169,8 @@ async def complete_upload(ctx: Context, upload: Row) -> Row:
             engine=options["engine"],
             language=options["language"],
             model=options["model"],
+            prompt=options.get("prompt"),
+            hotwords=options.get("hotwords"),
         )
         run_id = run["id"]
     return await tus.mark_completed(ctx.db, upload, audio["id"], run_id)

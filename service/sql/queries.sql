@@ -4,8 +4,9 @@
 -- enqueue_job --
 -- Queue one job; the NOTIFY wakes idle workers at once (polling is only the fallback).
 WITH job AS (
-    INSERT INTO job (run_id, job_type, priority, max_attempts, run_after)
-    VALUES (:run_id, :job_type, :priority, :max_attempts, now() + make_interval(secs => :delay_ms / 1000.0))
+    INSERT INTO job (run_id, job_type, priority, max_attempts, run_after, needs)
+    VALUES (:run_id, :job_type, :priority, :max_attempts, now() + make_interval(secs => :delay_ms / 1000.0),
+            CAST(:needs AS text))
     RETURNING id, job_type
 )
 SELECT job.id, pg_notify('tapeline_jobs', job.job_type) FROM job;
@@ -21,9 +22,11 @@ SELECT count(*) AS queued, pg_notify('tapeline_jobs', 'bulk') FROM jobs;
 
 -- claim_jobs --
 -- Take up to :limit due jobs in one statement; SKIP LOCKED lets workers race without blocking.
+-- Only jobs this worker serves (:serves NULL serves all), so the rest wait for a worker that does.
 WITH next AS (
     SELECT id FROM job
     WHERE status = 'queued' AND run_after <= now() AND job_type = ANY(CAST(:job_types AS text[]))
+      AND (needs IS NULL OR CAST(:serves AS text[]) IS NULL OR needs = ANY(CAST(:serves AS text[])))
     ORDER BY priority DESC, run_after, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -115,8 +118,8 @@ SELECT status, count(*) AS jobs FROM job GROUP BY status;
 
 -- insert_run --
 -- Create a queued run for an audio file.
-INSERT INTO transcript_run (audio_id, owner, engine, model, language)
-VALUES (:audio_id, :owner, :engine, :model, :language)
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords)
 RETURNING *;
 
 -- start_run --
@@ -267,7 +270,13 @@ SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.attempts, r.e
                     'id', j.id, 'jobType', j.job_type, 'status', j.status,
                     'attempts', j.attempts, 'lastError', j.last_error, 'runAfter', j.run_after)
                     ORDER BY j.id)
-                 FROM job j WHERE j.run_id = r.id), '[]') AS jobs
+                 FROM job j WHERE j.run_id = r.id), '[]') AS jobs,
+       (SELECT j.needs FROM job j
+        WHERE j.run_id = r.id AND j.status = 'queued' AND j.needs IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM worker w
+                          WHERE w.state = 'running' AND w.heartbeat_at > now() - interval '2 minutes'
+                            AND (w.serves IS NULL OR j.needs = ANY(w.serves)))
+        LIMIT 1) AS waiting_for
 FROM transcript_run r JOIN audio a ON a.id = r.audio_id
 WHERE r.id = :run_id AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
 
@@ -313,15 +322,16 @@ RETURNING id, owner, token_prefix;
 
 -- worker_heartbeat --
 -- Proof of life with the jobs in hand; an upsert, so a worker whose row was removed reappears.
-INSERT INTO worker (id, hostname, pid, state, concurrency, current_jobs)
-VALUES (:worker_id, :hostname, :pid, :state, :concurrency, CAST(:job_ids AS bigint[]))
+INSERT INTO worker (id, hostname, pid, state, concurrency, current_jobs, serves)
+VALUES (:worker_id, :hostname, :pid, :state, :concurrency, CAST(:job_ids AS bigint[]),
+        CAST(:serves AS text[]))
 ON CONFLICT (id) DO UPDATE
 SET heartbeat_at = now(), state = EXCLUDED.state, concurrency = EXCLUDED.concurrency,
-    current_jobs = EXCLUDED.current_jobs;
+    current_jobs = EXCLUDED.current_jobs, serves = EXCLUDED.serves;
 
 -- list_workers --
 -- Every registered worker, most recently alive first.
-SELECT id, hostname, pid, started_at, heartbeat_at, state, concurrency, current_jobs
+SELECT id, hostname, pid, started_at, heartbeat_at, state, concurrency, current_jobs, serves
 FROM worker ORDER BY heartbeat_at DESC;
 
 -- --- uploads, tombstones, retention, idempotency ---------------------------------------------
@@ -432,8 +442,9 @@ SELECT * FROM transcript_run WHERE owner = :owner AND idempotency_key = :idempot
 -- insert_run_idempotent --
 -- Create a queued run under an Idempotency-Key; the unique index makes concurrent retries
 -- create one run (the losers get no row and read the winner's).
-INSERT INTO transcript_run (audio_id, owner, engine, model, language, idempotency_key)
-VALUES (:audio_id, :owner, :engine, :model, :language, :idempotency_key)
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords,
+                            idempotency_key)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords, :idempotency_key)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
@@ -501,3 +512,14 @@ UPDATE transcript_run SET analysis_requested = true WHERE id = :run_id RETURNING
 UPDATE transcript_run SET analysis = CAST(:analysis AS jsonb)
 WHERE id = :run_id AND status = 'processing'
 RETURNING id;
+
+-- --- a fleet of different workers ----------------------------------------------------------
+
+-- unserved_jobs --
+-- Queued jobs no live worker serves, by what they need: what /api/admin/worker says they wait for.
+SELECT j.needs, count(*) AS jobs FROM job j
+WHERE j.status = 'queued' AND j.needs IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM worker w
+                  WHERE w.state = 'running' AND w.heartbeat_at > now() - interval '2 minutes'
+                    AND (w.serves IS NULL OR j.needs = ANY(w.serves)))
+GROUP BY j.needs ORDER BY j.needs;
