@@ -1,4 +1,5 @@
-"""The `tapeline` command: serve, worker, migrate, token; transcribe, runs, retry, cancel."""
+"""The `tapeline` command: serve, worker, migrate, token, models; transcribe, runs, retry,
+cancel."""
 
 from __future__ import annotations
 
@@ -190,6 +191,54 @@ def token_revoke(key: Annotated[str, typer.Argument(help="Token id or prefix.")]
         typer.echo(f"no active token matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {len(revoked)} token(s)")
+
+
+models_app = typer.Typer(help="Whisper models for the local engine.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[
+        str | None, typer.Argument(help="Size name, repo id or directory (default WHISPER_MODEL).")
+    ] = None,
+) -> None:
+    """Fetch a model into WHISPER_MODELS_DIR now, with a progress bar, so no run waits for it."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from service.engines.models import fetch_model, find_model
+    from service.errors import ModelUnavailable
+
+    settings = _settings()
+    model = name or settings.whisper_model
+    found = find_model(settings, model)
+    if found is None:
+        with Progress(
+            *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()
+        ) as bar:
+            task = bar.add_task(f"Downloading {model}", total=None)
+
+            def advance(done: int, total: int | None) -> None:
+                bar.update(task, completed=min(done, total or done), total=total)
+
+            try:
+                found = fetch_model(settings, model, advance)
+            except ModelUnavailable as exc:
+                typer.echo(exc.message, err=True)
+                raise typer.Exit(1) from None
+    typer.echo(f"{model}: {found}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The models on this machine: the default (WHISPER_MODEL) and what WHISPER_MODELS_DIR holds."""
+    from service.engines.models import list_models
+
+    settings = _settings()
+    for info in list_models(settings):
+        default = " (default)" if info.name == settings.whisper_model else ""
+        where = f"{info.size_bytes / 1024**2:.0f} MB  {info.path}" if info.path else "not present"
+        typer.echo(f"{info.name}{default}  {where}")
 
 
 register_client_commands(app)

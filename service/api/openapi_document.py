@@ -108,7 +108,27 @@ def header(name: str, schema: Json, description: str, *, required: bool = False)
 
 
 STATUS = {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "cancelled"]}
-STAGE = {"type": "string", "enum": ["queued", "uploading", "analyzing", "finalizing", "done"]}
+STAGE = {
+    "type": "string",
+    "enum": ["queued", "uploading", "preparing", "analyzing", "finalizing", "done"],
+}
+PROMPT = {
+    "type": "string",
+    "maxLength": 1000,
+    "description": "Context for the local engine's model: the subject, the spelling of names.",
+}
+HOTWORDS = {
+    "type": "string",
+    "maxLength": 1000,
+    "description": "Terms the local engine's model should favour (key terms).",
+}
+WORD = obj(
+    ["start_ms", "end_ms", "text"],
+    start_ms={"type": "integer", "minimum": 0},
+    end_ms={"type": "integer", "minimum": 0},
+    text={"type": "string"},
+    probability={"type": "number", "minimum": 0, "maximum": 1},
+)
 TIMESTAMP = {"type": "string", "format": "date-time"}
 UUID = {"type": "string", "format": "uuid"}
 CURSOR = query("cursor", {"type": "string"}, "`nextCursor` of the previous page.")
@@ -136,6 +156,15 @@ SCHEMAS: Json = {
             "when healthy, else what is wrong.",
             "additionalProperties": {"type": "string"},
         },
+        model=obj(
+            ["name", "present"],
+            name={"type": "string", "description": "WHISPER_MODEL."},
+            present={
+                "type": "boolean",
+                "description": "Whether it is on this machine; if not, the first local run "
+                "downloads it (readiness does not depend on it).",
+            },
+        ),
     ),
     "Audio": obj(
         ["id", "owner", "filename", "sizeBytes", "durationMs", "sha256", "createdAt"],
@@ -161,11 +190,13 @@ SCHEMAS: Json = {
         end_ms={"type": "integer", "minimum": 0},
         text={"type": "string"},
         speaker={"type": "string"},
+        words={"type": "array", "items": WORD, "description": "When the engine gives them."},
     ),
     "Transcript": obj(
         ["text", "segments"],
         text={"type": "string"},
         language=nullable({"type": "string"}),
+        language_probability={"type": "number", "description": "For a detected language."},
         segments={"type": "array", "items": ref("Segment")},
     ),
     "Run": obj(
@@ -176,6 +207,8 @@ SCHEMAS: Json = {
         engine={"type": "string"},
         model=nullable({"type": "string"}),
         language=nullable({"type": "string"}),
+        prompt=nullable(PROMPT),
+        hotwords=nullable(HOTWORDS),
         status=STATUS,
         stage=STAGE,
         progress={"type": "integer", "minimum": 0, "maximum": 100},
@@ -200,6 +233,8 @@ SCHEMAS: Json = {
         engine={"type": "string", "description": "TAPELINE_ENGINE when absent."},
         language={"type": "string"},
         model={"type": "string"},
+        prompt=PROMPT,
+        hotwords=HOTWORDS,
     ),
     "TranscribeForm": obj(
         ["file"],
@@ -207,6 +242,8 @@ SCHEMAS: Json = {
         engine={"type": "string"},
         language={"type": "string"},
         model={"type": "string"},
+        prompt=PROMPT,
+        hotwords=HOTWORDS,
     ),
     "Progress": obj(
         ["runId", "audioId", "status", "stage", "progress", "timeElapsed", "jobs", "error"],
@@ -237,6 +274,11 @@ SCHEMAS: Json = {
             ),
         },
         error=ref("RunError"),
+        waiting={
+            "type": "string",
+            "description": "Set while the run's job waits for a worker that serves it, e.g. "
+            "`waiting for a worker that serves local/large-v3`.",
+        },
     ),
     "RunStreamMessage": {
         "description": "The JSON of one unnamed SSE message on a per-run stream. `init` is "
@@ -306,9 +348,26 @@ SCHEMAS: Json = {
                 currentJobs={"type": "array", "items": {"type": "integer"}},
                 startedAt=TIMESTAMP,
                 heartbeatAt=TIMESTAMP,
+                serves=nullable(
+                    {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "What it claims (`local/base`, `gemini`); null: all.",
+                    }
+                ),
             ),
         },
         queue={"type": "object", "additionalProperties": {"type": "integer"}},
+        waiting={
+            "type": "array",
+            "description": "Queued jobs no live worker serves, by what they need.",
+            "items": obj(
+                ["needs", "jobs", "message"],
+                needs={"type": "string"},
+                jobs={"type": "integer"},
+                message={"type": "string"},
+            ),
+        },
     ),
     "Upload": {
         "description": "Tapeline's view of a resumable (tus) upload.",
@@ -663,7 +722,7 @@ UPLOADS: Json = {
                     "Upload-Metadata",
                     {"type": "string"},
                     "Comma-separated `key base64value` pairs: filename, filetype, engine, "
-                    "language.",
+                    "language, model, prompt, hotwords, autoTranscribe.",
                 ),
             ],
             body={

@@ -1,10 +1,11 @@
 """The offline `local` engine: Whisper through faster-whisper (CTranslate2), on this machine.
 
 The recording is decoded as a stream of windows (`media.audio.decode_windows`), so memory does
-not grow with its length: a short first window brings the first words within seconds, then
-windows of a few minutes, each cut in a pause. Each window goes through faster-whisper's batched
-pipeline (Silero VAD cuts the speech, the pieces are decoded in batches) and is reported as a
-partial with absolute timestamps; the transcript is exactly those partials.
+not grow with its length: a 10-second first window brings the first words within seconds, then
+windows twice as long each time, up to four minutes, each cut in a pause. Each window goes
+through faster-whisper's batched pipeline (Silero VAD cuts the speech, the pieces are decoded
+in batches) and is reported as a partial with absolute timestamps; the transcript is exactly
+those partials.
 
 The model is loaded once per worker process and shared by its jobs. It runs in threads, not the
 process pool: CTranslate2 releases the GIL while it computes, so the event loop stays free, and
@@ -35,7 +36,7 @@ from service.media.audio import Window, declared_duration_ms, decode_windows
 
 log = logging.getLogger(__name__)
 
-FIRST_WINDOW_MS = 20_000
+FIRST_WINDOW_MS = 10_000
 WINDOW_MS = 240_000
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000

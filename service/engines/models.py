@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,9 @@ def _download(name: str, target: Path, progress: Progress | None) -> None:
         watcher = threading.Thread(target=_watch, args=(target, total, progress, done), daemon=True)
         watcher.start()
     try:
-        download_model(name, output_dir=str(target))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            download_model(name, output_dir=str(target))
     except ValueError as exc:
         raise ModelUnavailable(f"There is no Whisper model called {name!r}: {exc}") from exc
     except Exception as exc:
@@ -129,13 +132,14 @@ def _download(name: str, target: Path, progress: Progress | None) -> None:
         if watcher is not None:
             watcher.join()
     if progress is not None:
-        size = directory_bytes(target)
-        progress(size, total or size)
+        size = total or directory_bytes(target)
+        progress(size, size)
 
 
 def _watch(target: Path, total: int | None, progress: Progress, done: threading.Event) -> None:
     while not done.wait(PROGRESS_INTERVAL_S):
-        progress(directory_bytes(target), total)
+        got = directory_bytes(target)
+        progress(min(got, total) if total else got, total)
 
 
 def _total_bytes(name: str) -> int | None:

@@ -216,8 +216,9 @@ def decode_windows(
     about one window of samples, so a 10-hour recording costs no more memory than a short one.
 
     The first window is `first_ms` long so a recogniser can show the first words within
-    seconds; the rest are about `window_ms`. Each window ends at the quietest moment of its last
-    `search_ms`, so a cut rarely falls inside a word; the remainder starts the next window.
+    seconds; each next one twice as long, up to `window_ms`. Each window ends at the quietest
+    moment near its target length (within `search_ms`, at most a quarter of the window), so a
+    cut rarely falls inside a word; the remainder starts the next window.
     """
     if path.stat().st_size == 0:
         raise AudioUnreadable("The file is empty.")
@@ -228,7 +229,7 @@ def decode_windows(
         pending: list[np.ndarray] = []
         pending_samples = 0
         start_ms = 0
-        target = first_ms * per_ms
+        target_ms = first_ms
 
         def frames() -> Iterator[np.ndarray]:
             try:
@@ -244,15 +245,16 @@ def decode_windows(
         for samples in frames():
             pending.append(samples.astype(np.float32, copy=False))
             pending_samples += len(samples)
-            if pending_samples < target + search_ms * per_ms // 2:
+            search = min(search_ms, target_ms // 4) * per_ms
+            if pending_samples < target_ms * per_ms + search // 2:
                 continue
             buffered = np.concatenate(pending)
-            cut = _quiet_cut(buffered, target, search_ms * per_ms)
+            cut = _quiet_cut(buffered, target_ms * per_ms, search)
             yield Window(start_ms, buffered[:cut].copy())
             start_ms += cut // per_ms
             rest = buffered[cut:]
             pending, pending_samples = [rest], len(rest)
-            target = window_ms * per_ms
+            target_ms = min(window_ms, target_ms * 2)
         if pending_samples:
             yield Window(start_ms, np.concatenate(pending))
         elif start_ms == 0:
@@ -263,6 +265,7 @@ def _quiet_cut(samples: np.ndarray, target: int, search: int) -> int:
     """The sample index near `target` (within `search` before it or half of it after) where the
     100 ms frame is quietest; a whole number of milliseconds, so window starts stay exact."""
     frame = WINDOW_SAMPLE_RATE * _PAUSE_FRAME_MS // 1000
+    search = search // 16 * 16
     low = max(frame, target - search)
     high = min(len(samples) - frame, target + search // 2)
     if high <= low:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import jiwer
 import pytest
 
 from service.config import load_settings
@@ -14,15 +12,7 @@ from service.engines.local import LocalEngine, check_run, compute_threads, prima
 from service.errors import AudioUnreadable, EngineRefused, ModelNotAllowed
 from tests.fakes_engines import RecordingReporter
 from tests.speech import speak
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """WER on lower-case words without punctuation, as people judge a transcript."""
-
-    def words(text: str) -> str:
-        return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
-
-    return float(jiwer.wer(words(reference), words(hypothesis)))
+from tests.wer import word_error_rate
 
 
 async def test_a_spoken_sentence_comes_back_nearly_verbatim_with_words(tmp_path: Path) -> None:
