@@ -108,14 +108,14 @@ async def test_upload_then_inline_run_returns_the_finished_transcript(
     )
     assert response.status_code == 200, response.text
     run = response.json()
-    assert run["status"] == "succeeded" and "hello" in run["transcript"]["text"]
+    assert run["status"] == "succeeded" and "hello" in run["transcript"]["text"].lower()
 
     srt = httpx.get(f"{server}/api/runs/{run['id']}/transcript?format=srt", headers=alice)
     assert srt.status_code == 200 and srt.text.startswith("1\n00:00:")
     vtt = httpx.get(f"{server}/api/runs/{run['id']}/transcript?format=vtt", headers=alice)
     assert vtt.text.startswith("WEBVTT")
     txt = httpx.get(f"{server}/api/runs/{run['id']}/transcript?format=txt", headers=alice)
-    assert "hello" in txt.text
+    assert "hello" in txt.text.lower()
 
 
 async def test_long_audio_is_queued_and_progress_has_the_documented_shape(
@@ -326,3 +326,50 @@ async def test_readiness_reports_database_and_migrations(server: str) -> None:
     ready = httpx.get(f"{server}/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "migrations": "current", "listener": "ok"}
+    assert ready.json()["model"]["present"] is True, "tests point WHISPER_MODEL at tiny.en"
+
+
+async def test_an_english_only_model_refuses_another_language_before_anything_is_queued(
+    server: str, db: AsyncEngine, clips: dict[str, Path]
+) -> None:
+    alice = await token_for(db, "alice")
+    audio = upload(server, alice, clips["long"]).json()
+    response = httpx.post(
+        f"{server}/api/runs", headers=alice, json={"audioId": audio["id"], "language": "de"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "engine_refused"
+    assert "English only" in response.json()["error"]["message"]
+    other = httpx.post(
+        f"{server}/api/runs", headers=alice, json={"audioId": audio["id"], "model": "large-v3"}
+    )
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "model_not_allowed")
+    async with db.connect() as conn:
+        runs = (await conn.execute(text("SELECT count(*) FROM transcript_run"))).scalar_one()
+    assert runs == 0
+
+
+async def test_prompt_and_hotwords_reach_the_run_and_words_come_back(
+    server: str, db: AsyncEngine, speech_dir: Path
+) -> None:
+    alice = await token_for(db, "alice")
+    clip = speak("please send the report to kathryn before friday", speech_dir / "kathryn.wav")
+    with clip.open("rb") as f:
+        response = httpx.post(
+            f"{server}/api/transcribe",
+            headers=alice,
+            files={"file": ("kathryn.wav", f)},
+            data={"prompt": "Meeting with Kathryn.", "hotwords": "Kathryn"},
+            timeout=60,
+        )
+    assert response.status_code == 202, response.text
+    run = await wait_for(server, alice, response.json()["id"], "succeeded")
+    assert (run["prompt"], run["hotwords"]) == ("Meeting with Kathryn.", "Kathryn")
+    assert "Kathryn" in run["transcript"]["text"]
+    words = [w for s in run["transcript"]["segments"] for w in s["words"]]
+    assert [w["text"] for w in words][:4] == ["Please", "send", "the", "report"]
+    assert all(0 <= w["probability"] <= 1 and w["start_ms"] <= w["end_ms"] for w in words)
+    too_long = httpx.post(
+        f"{server}/api/runs", headers=alice, json={"audioId": run["audioId"], "prompt": "x" * 1001}
+    )
+    assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "invalid_request")
