@@ -20,7 +20,7 @@ from service.engines.local import LocalEngine, model_loads
 from tests.fakes.hub import running_hub
 from tests.fakes_engines import RecordingReporter
 from tests.integration.cloud import queue_audio_run, spoken, until_final, worker_on
-from tests.server import env_with
+from tests.server import env_with, tapeline
 from tests.speech import speak
 
 pytestmark = pytest.mark.timeout(240)
@@ -124,20 +124,20 @@ def test_workers_on_one_machine_download_a_model_once(
         )
         pulls = [
             subprocess.Popen(
-                ["tapeline", "models", "pull"], env=env, stdout=subprocess.PIPE, text=True
+                tapeline("models", "pull"), env=env, stdout=subprocess.PIPE, text=True
             )
             for _ in range(3)
         ]
         outputs = [p.communicate(timeout=120)[0] for p in pulls]
         listed = subprocess.run(
-            ["tapeline", "models", "list"], env=env, capture_output=True, text=True, timeout=60
+            tapeline("models", "list"), env=env, capture_output=True, text=True, timeout=60
         )
     assert [p.returncode for p in pulls] == [0, 0, 0], outputs
     assert hub.downloads["model.bin"] == 1, "one download, however many workers asked"
     assert all(str(tmp_path / "models" / "tiny.en") in out for out in outputs)
     assert listed.stdout.startswith("tiny.en (default)  74 MB"), listed.stdout
     offline = subprocess.run(
-        ["tapeline", "models", "pull", "small"],
+        tapeline("models", "pull", "small"),
         env={**env, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
