@@ -199,6 +199,14 @@ def _is_connection_loss(exc: BaseException) -> bool:
     return False
 
 
+class RecordingTooLong(TapelineError):
+    """The recording is longer than this server accepts (MAX_AUDIO_DURATION_MS). Split it into
+    shorter files."""
+
+    code = "too_long"
+    http_status = 413
+
+
 class AudioMissing(TapelineError):
     """The run's audio file is no longer in storage (it was deleted). Upload it again."""
 

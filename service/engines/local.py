@@ -105,7 +105,7 @@ def recognise_words(pcm: bytes, offset_ms: int = 0) -> list[Word]:
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     words: list[Word] = []
-    for seg in decoder.seg():
+    for seg in decoder.seg() or ():  # None when it heard nothing at all (silence)
         word = _spoken_word(seg.word)
         if word:
             start = offset_ms + seg.start_frame * _MS_PER_FRAME
