@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # Reliability (issue 14): what a recording may be, and how the database is reached.
     max_audio_duration_ms: int = Field(36_000_000, ge=1_000)
     database_direct_url: str | None = None
-    database_pooled: Literal["auto", "yes", "no"] = "auto"
+    database_pool_size: int | None = Field(None, ge=1)
 
     @field_validator("log_format", mode="before")
     @classmethod

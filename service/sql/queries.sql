@@ -501,3 +501,17 @@ UPDATE transcript_run SET analysis_requested = true WHERE id = :run_id RETURNING
 UPDATE transcript_run SET analysis = CAST(:analysis AS jsonb)
 WHERE id = :run_id AND status = 'processing'
 RETURNING id;
+
+-- free_connections --
+-- At start-up: free connection slots for this role (counting the asking one, which is ours),
+-- so a server too small for the pool fails clearly instead of hanging later.
+SELECT current_setting('max_connections')::int AS max,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+       least(
+           current_setting('max_connections')::int
+           - current_setting('superuser_reserved_connections')::int
+           - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+           coalesce((SELECT nullif(rolconnlimit, -1) FROM pg_roles WHERE rolname = current_user)
+                    - (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user),
+                    2147483647)
+       ) + 1 AS free;
