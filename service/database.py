@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import RowMapping
 from sqlalchemy.engine import URL, make_url
@@ -27,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.config import ConfigError, Settings
+from service.errors import is_connection_loss
 from service.queries import q
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ Row = RowMapping
 """One row of a query, read by column name: what every persistence function returns."""
 
 _embedded: dict[Path, Any] = {}
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> URL:
@@ -171,3 +175,20 @@ async def check_capacity(
 
 
 _NO_SLOTS = ("53300", "53400")
+
+
+async def reconnecting(action: Callable[[], Awaitable[T]], *, within_s: float = 15.0) -> T:
+    """`action()`, again while the database connection is being lost and regained (a restart
+    drops every connection and refuses new ones for a moment), for up to `within_s`. Any other
+    error, and the connection loss that outlasts `within_s`, is raised."""
+    deadline = time.monotonic() + within_s
+    delay = 0.1
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            if not is_connection_loss(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.info("database connection lost (%s); trying again", type(exc).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)

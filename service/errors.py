@@ -167,7 +167,7 @@ def classify(exc: BaseException) -> TapelineError:
         return exc
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout()
-    if _is_connection_loss(exc):
+    if is_connection_loss(exc):
         return DatabaseUnavailable(
             f"The connection to the database was lost ({type(exc).__name__})."
         )
@@ -181,8 +181,12 @@ def classify(exc: BaseException) -> TapelineError:
     )
 
 
-def _is_connection_loss(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) is the database connection dropping or refusing."""
+def is_connection_loss(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is the database connection dropping or refusing.
+
+    asyncpg's `InternalClientError` ("another operation is in progress") counts: it is what a
+    pooled connection whose server went away mid-operation raises on its next use.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -193,6 +197,8 @@ def _is_connection_loss(exc: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
             return True
         if current is not exc and isinstance(current, ConnectionError):
+            return True
+        if type(current).__name__ == "InternalClientError":
             return True
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__

@@ -36,7 +36,9 @@ async def _queries_on_many_connections(url: str, *, pooled: bool) -> None:
     async def client(n: int) -> None:
         for _ in range(5):
             async with engine.begin() as conn:
-                assert (await conn.execute(text("SELECT CAST(:n AS int) + 1"), {"n": n})).scalar() == n + 1
+                assert (
+                    await conn.execute(text("SELECT CAST(:n AS int) + 1"), {"n": n})
+                ).scalar() == n + 1
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT now()"))
                 await conn.rollback()
@@ -83,7 +85,7 @@ def test_a_server_refusing_connections_fails_start_up_at_once(
                 break
         try:
             settings = load_settings(database_url=cluster.url("app"), tapeline_data_dir=data_dir)
-            with pytest.raises(NotEnoughConnections, match="too many clients.*DATABASE_POOL_SIZE"):
+            with pytest.raises(NotEnoughConnections, match=r"too many clients.*DATABASE_POOL_SIZE"):
                 async with asyncio.timeout(15):
                     await _open(settings)
         finally:
