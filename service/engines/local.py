@@ -23,7 +23,7 @@ from service.cpu import run_cpu
 from service.engines.base import EngineOptions, Reporter, Segment, Transcript
 from service.errors import EngineRefused
 from service.media.audio import decode_pcm16
-from service.media.chunking import Span, plan_chunks
+from service.media.chunking import Span, has_sound, plan_chunks
 
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100
@@ -98,7 +98,7 @@ def prepare(audio_path: Path) -> tuple[bytes, list[Span]]:
 
 def recognise_words(pcm: bytes, offset_ms: int = 0) -> list[Word]:
     """Recognise one stretch of 16 kHz mono PCM; runs in a pool process, returns plain data."""
-    if len(pcm) < _BYTES_PER_MS * _MS_PER_FRAME:
+    if len(pcm) < _BYTES_PER_MS * _MS_PER_FRAME or not has_sound(pcm, SAMPLE_RATE):
         return []
     decoder = _process_decoder()
     decoder.start_utt()

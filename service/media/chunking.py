@@ -119,6 +119,15 @@ def silent_spans(levels: npt.NDArray[np.float64], spans: list[Span]) -> frozense
     return frozenset(silent)
 
 
+def has_sound(pcm: bytes, sample_rate: int = 16000) -> bool:
+    """Whether a stretch of mono s16le PCM has anything in it a recogniser could hear."""
+    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
+    if samples.size == 0:
+        return False
+    levels = frame_levels_db(samples, sample_rate)
+    return not silent_spans(levels, [(0, math.ceil(samples.size * 1000 / sample_rate))])
+
+
 class LevelMeter:
     """`frame_levels_db` fed a block of samples at a time, for audio decoded as a stream."""
 

@@ -13,6 +13,7 @@ from service.media.chunking import (
     MIN_CHUNK_MS,
     LevelMeter,
     frame_levels_db,
+    has_sound,
     plan_chunks,
     plan_from_levels,
     silent_spans,
@@ -126,3 +127,11 @@ def test_spans_without_sound_are_marked_silent() -> None:
     assert np.allclose(levels, frame_levels_db(samples, RATE))
     spans = [(0, 5_000), (5_500, 24_500), (24_500, 30_000)]
     assert silent_spans(levels, spans) == frozenset({1})
+
+
+def test_silence_and_a_faint_hiss_have_no_sound_but_quiet_speech_does() -> None:
+    hiss = np.random.default_rng(1).normal(0, 3, RATE * 2).astype("<i2")
+    assert not has_sound(silence(3_000).tobytes(), RATE)
+    assert not has_sound(hiss.tobytes(), RATE)
+    assert has_sound((tone(2_000, level=100)).tobytes(), RATE)
+    assert not has_sound(b"", RATE)
