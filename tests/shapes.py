@@ -147,3 +147,20 @@ def truncated(source: Path, path: Path, keep: float = 0.5) -> Path:
     data = source.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     return path
+
+
+def with_stale_frame_count(mp3: Path, path: Path, factor: int = 3) -> Path:
+    """`mp3` (which must carry a Xing/Info header) with the header's frame count multiplied by
+    `factor`, as an editor that joined or trimmed the file and never updated it leaves it: the
+    header then claims a length the file does not have."""
+    data = bytearray(mp3.read_bytes())
+    for tag in (b"Xing", b"Info"):
+        at = data.find(tag, 0, 4096)
+        if at >= 0:
+            flags = int.from_bytes(data[at + 4 : at + 8], "big")
+            assert flags & 0x1, "the header records no frame count"
+            frames = int.from_bytes(data[at + 8 : at + 12], "big")
+            data[at + 8 : at + 12] = (frames * factor).to_bytes(4, "big")
+            path.write_bytes(bytes(data))
+            return path
+    raise ValueError(f"{mp3} has no Xing/Info header")

@@ -200,7 +200,13 @@ def _wav_declared_seconds(path: Path) -> float | None:
 
 
 def _has_mp3_vbr_tag(path: Path) -> bool:
-    """Whether the first MP3 frame carries a Xing/Info/VBRI header with the real frame count."""
+    """Whether the first MP3 frame carries a Xing/Info/VBRI header whose length can be held
+    against the file: the file is shorter than the bytes the header counts (truncated).
+
+    A header on a file that has all its bytes is not trusted for the length at all: editors
+    that join or trim MP3s often leave the frame count stale, and the length stored is then
+    what decodes.
+    """
     with path.open("rb") as file:
         start = 0
         head = file.read(10)
@@ -211,4 +217,24 @@ def _has_mp3_vbr_tag(path: Path) -> bool:
             start = 10 + size + (10 if head[5] & 0x10 else 0)
         file.seek(start)
         first_frame = file.read(_MP3_TAG_SEARCH_BYTES)
-    return any(tag in first_frame for tag in _MP3_VBR_TAGS)
+    audio_bytes = path.stat().st_size - start
+    for tag in _MP3_VBR_TAGS:
+        at = first_frame.find(tag)
+        if at < 0:
+            continue
+        declared = _mp3_tag_bytes(first_frame, at, tag)
+        return declared is None or audio_bytes < declared
+    return False
+
+
+def _mp3_tag_bytes(frame: bytes, at: int, tag: bytes) -> int | None:
+    """The byte count a Xing/Info or VBRI header records, if it records one."""
+    if tag == b"VBRI":
+        field = frame[at + 10 : at + 14]
+    else:
+        flags = int.from_bytes(frame[at + 4 : at + 8], "big")
+        if not flags & 0x2:
+            return None
+        offset = at + 8 + (4 if flags & 0x1 else 0)
+        field = frame[offset : offset + 4]
+    return int.from_bytes(field, "big") if len(field) == 4 else None

@@ -29,6 +29,7 @@ from tests.shapes import (
     truncated,
     video_without_audio,
     with_id3_cover,
+    with_stale_frame_count,
     word_error_rate,
     write_audio,
 )
@@ -70,24 +71,10 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Shape]:
         bit_rate=32_000,
         container_options=NO_MP3_HEADERS,
     )
-    first = np.concatenate([spoken(FIRST), silence(0.5)])
-    second = np.concatenate([spoken(SECOND), silence(0.3)])
-    vbr_head = write_audio(
-        out / "vbr-head.mp3",
-        first[None],
-        codec="libmp3lame",
-        options={"q": "2"},
-        container_options={"id3v2_version": "0"},
+    vbr = with_stale_frame_count(
+        write_audio(out / "vbr-whole.mp3", speech[None], codec="libmp3lame", options={"q": "2"}),
+        out / "vbr.mp3",
     )
-    vbr_tail = write_audio(
-        out / "vbr-tail.mp3",
-        second[None],
-        codec="libmp3lame",
-        options={"q": "6"},
-        container_options=NO_MP3_HEADERS,
-    )
-    vbr = out / "vbr.mp3"
-    vbr.write_bytes(vbr_head.read_bytes() + vbr_tail.read_bytes())
     one_sentence = spoken("yes")
     gap = np.concatenate([spoken(FIRST), silence(20 * 60), spoken(SECOND)])
     return {
@@ -139,9 +126,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Shape]:
             SAID,
             _ms(speech),
         ),
-        "variable bit rate mp3 with wrong duration headers": Shape(
-            vbr, SAID, _ms(first) + _ms(second)
-        ),
+        "variable bit rate mp3 with wrong duration headers": Shape(vbr, SAID, _ms(speech)),
         "a truncated mp3 stream (no declared length)": Shape(
             truncated(plain_mp3, out / "cut.mp3", keep=0.55), FIRST, _ms(speech) * 55 // 100
         ),
@@ -155,7 +140,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Shape]:
 def server(
     subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="1500000")
+    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="1500000", JOB_LEASE_MS="30000")
     with api_server(env, tmp_path_factory.mktemp("logs") / "api.log") as base:
         yield base
 
@@ -222,7 +207,7 @@ def test_the_vbr_headers_really_are_wrong(shapes: dict[str, Shape]) -> None:
     shape = shapes["variable bit rate mp3 with wrong duration headers"]
     with av.open(str(shape.path)) as container:
         header_ms = (container.duration or 0) / 1000
-    assert shape.duration_ms - header_ms > 1_000, (header_ms, shape.duration_ms)
+    assert header_ms > 2 * shape.duration_ms, (header_ms, shape.duration_ms)
 
 
 @pytest.mark.parametrize("kind", ["video without audio", "truncated wav", "truncated mp4"])
