@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from service.config import get_settings
-from service.database import create_engine, database_url
+from service.database import create_engine, direct_url
 
 MIGRATION_LOCK = 7_262_011  # pg_advisory_lock key shared by every migrating process
 
@@ -27,7 +27,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    url = context.config.attributes.get("database_url") or database_url(get_settings())
+    url = context.config.attributes.get("database_url") or direct_url(get_settings())
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.connect() as connection:

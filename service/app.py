@@ -22,7 +22,7 @@ from service.config import Settings, get_settings
 from service.context import open_context
 from service.cpu import shutdown_cpu_pool
 from service.engines.base import Engine
-from service.errors import TapelineError
+from service.errors import DatabaseUnavailable, TapelineError, is_connection_loss
 from service.live.event_stream import close_streams_on_shutdown
 from service.logs import configure_logging
 
@@ -88,6 +88,13 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 500, except that losing the database (a restart) is a 503 worth retrying shortly."""
+    if is_connection_loss(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        error = DatabaseUnavailable("The database is unavailable for a moment. Try again.")
+        return JSONResponse(
+            {"error": error.to_dict()}, status_code=503, headers={"Retry-After": "2"}
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": TapelineError().to_dict()}, status_code=500)
 

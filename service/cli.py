@@ -40,11 +40,11 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from service.database import database_url
+    from service.database import direct_url
     from service.schema import upgrade
 
     try:
-        upgrade(database_url(settings))
+        upgrade(direct_url(settings))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -113,7 +113,11 @@ def worker(
     _setup_logging(settings)
     if not no_migrate:
         _migrate(settings)
-    asyncio.run(_run_worker(settings, concurrency))
+    try:
+        asyncio.run(_run_worker(settings, concurrency))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 async def _run_worker(settings: Settings, concurrency: int | None) -> None:
@@ -143,13 +147,13 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
 
 def _with_connection(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Migrate, then run `action` in one transaction on a short-lived connection pool."""
-    from service.database import create_engine, database_url
+    from service.database import create_engine, database_url, is_pooled
 
     settings = _settings()
     _migrate(settings)
 
     async def run() -> T:
-        db = create_engine(database_url(settings), pool_size=1)
+        db = create_engine(database_url(settings), pool_size=1, pooled=is_pooled(settings))
         try:
             async with db.begin() as conn:
                 return await action(conn)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int | None = Field(None, ge=1, le=65535)
 
+    # Reliability (issue 14): what a recording may be, and how the database is reached.
+    max_audio_duration_ms: int = Field(36_000_000, ge=1_000)
+    database_direct_url: str | None = None
+    database_pool_size: int | None = Field(None, ge=1)
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

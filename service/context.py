@@ -10,7 +10,15 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.database import asyncpg_dsn, create_engine, database_url
+from service.database import (
+    asyncpg_dsn,
+    check_capacity,
+    create_engine,
+    database_url,
+    direct_url,
+    is_pooled,
+    pool_size,
+)
 from service.engines import available_engines, worker_serves
 from service.engines.base import Engine
 from service.jobs.execution import Executor, JobHandler
@@ -34,10 +42,12 @@ class Context:
     executor: Executor
     worker: Worker | None = field(default=None)
     hub: Hub | None = field(default=None)
+    direct: URL | None = field(default=None)
 
     @property
     def dsn(self) -> str:
-        return asyncpg_dsn(self.url)
+        """Where LISTEN connects: the server itself, never a transaction pooler."""
+        return asyncpg_dsn(self.direct or self.url)
 
     def make_hub(self) -> Hub:
         settings = self.settings
@@ -71,12 +81,18 @@ async def open_context(
     settings: Settings, *, engines: Mapping[str, Engine] | None = None
 ) -> AsyncIterator[Context]:
     url = database_url(settings)
-    db = create_engine(url, pool_size=settings.max_concurrent_jobs + 5)
+    db = create_engine(url, pool_size=pool_size(settings), pooled=is_pooled(settings))
+    try:
+        await check_capacity(db, settings)
+    except BaseException:
+        await db.dispose()
+        raise
     storage = open_storage(settings)
     engines = dict(engines) if engines is not None else available_engines(settings, db)
     handlers = transcription_handlers(db, storage, engines, make_analyzer(settings))
     executor = Executor(db, settings, handlers, "inline:" + new_worker_id())
     ctx = Context(settings, url, db, storage, engines, handlers, executor)
+    ctx.direct = direct_url(settings)
     try:
         yield ctx
     finally:

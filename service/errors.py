@@ -7,6 +7,7 @@ The code is what reaches the API (`{"error": {"code", "message"}}`), the SSE eve
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
 
@@ -104,7 +105,7 @@ class EngineRefused(TapelineError):
 
 
 class UpstreamTimeout(TapelineError):
-    """The transcription engine did not answer in time. Tapeline retries this automatically."""
+    """The transcription engine did not answer in time."""
 
     code = "upstream_timeout"
     http_status = 504
@@ -112,7 +113,7 @@ class UpstreamTimeout(TapelineError):
 
 
 class UpstreamUnavailable(TapelineError):
-    """The transcription engine is unavailable right now. Tapeline retries this automatically."""
+    """The transcription engine is unavailable right now."""
 
     code = "upstream_unavailable"
     http_status = 503
@@ -141,19 +142,75 @@ class RunCancelled(TapelineError):
     http_status = 409
 
 
+class DatabaseUnavailable(TapelineError):
+    """The connection to the database was lost (a restart or a network fault) while this run
+    was being processed."""
+
+    code = "database_unavailable"
+    http_status = 503
+    transient = True
+
+
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+"""Connection exceptions, the server shutting down or starting, too many connections."""
+
+
 def classify(exc: BaseException) -> TapelineError:
     """Turn any exception into a TapelineError, keeping our own types as they are.
 
-    Anything unknown is an `internal_error` and treated as transient: a bug or a passing
-    fault should not lose the user's audio before the retries are spent.
+    Only what can go away by itself is transient: a timeout, a dropped network or database
+    connection. Anything else raised by our code or a library would fail the same way on the
+    same input again, so it is an `internal_error` that fails the run at once (the caller
+    logs the traceback) with a message that promises nothing.
     """
     if isinstance(exc, TapelineError):
         return exc
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout()
-    error = TapelineError(f"Unexpected error: {type(exc).__name__}. Tapeline will retry.")
-    error.transient = True  # type: ignore[misc]
-    return error
+    if is_connection_loss(exc):
+        return DatabaseUnavailable(
+            f"The connection to the database was lost ({type(exc).__name__})."
+        )
+    if isinstance(exc, ConnectionError):
+        return UpstreamUnavailable(f"A network connection failed ({type(exc).__name__}).")
+    if isinstance(exc, BrokenProcessPool):
+        return WorkerLost("A transcription process stopped (killed for memory, perhaps).")
+    return TapelineError(
+        f"Transcription stopped on an unexpected error ({type(exc).__name__}). "
+        "The server log has the details."
+    )
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is the database connection dropping or refusing.
+
+    asyncpg's `InternalClientError` ("another operation is in progress") counts: it is what a
+    pooled connection whose server went away mid-operation raises on its next use.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "connection_invalidated", False):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
+            return True
+        if current is not exc and isinstance(current, ConnectionError):
+            return True
+        if type(current).__name__ == "InternalClientError":
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
+class RecordingTooLong(TapelineError):
+    """The recording is longer than this server accepts (MAX_AUDIO_DURATION_MS). Split it into
+    shorter files."""
+
+    code = "too_long"
+    http_status = 413
 
 
 class AudioMissing(TapelineError):
@@ -218,7 +275,7 @@ class InsufficientStorage(TapelineError):
 
 
 class StorageWriteFailed(TapelineError):
-    """The transcript could not be stored and read back. Tapeline retries this automatically."""
+    """The transcript could not be stored and read back."""
 
     code = "storage_write_failed"
     http_status = 503
@@ -229,8 +286,7 @@ class StorageWriteFailed(TapelineError):
 
 
 class UpstreamRateLimited(TapelineError):
-    """The transcription provider is rate-limiting this server's key. Tapeline waits as long as
-    the provider asks and retries automatically."""
+    """The transcription provider is rate-limiting this server's key."""
 
     code = "upstream_rate_limited"
     http_status = 429
@@ -239,7 +295,7 @@ class UpstreamRateLimited(TapelineError):
 
 class UpstreamBadResponse(TapelineError):
     """The transcription provider (or a proxy in front of it) sent an answer that is not what
-    its API promises, such as an HTML error page or cut-off JSON. Tapeline retries this."""
+    its API promises, such as an HTML error page or cut-off JSON."""
 
     code = "upstream_bad_response"
     http_status = 502

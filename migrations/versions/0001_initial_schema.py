@@ -102,9 +102,7 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX idx_job_queued ON job (priority DESC, run_after, id) WHERE status = 'queued'"
     )
-    op.execute(
-        "CREATE INDEX idx_job_lease ON job (locked_until) WHERE status = 'processing'"
-    )
+    op.execute("CREATE INDEX idx_job_lease ON job (locked_until) WHERE status = 'processing'")
     op.execute("CREATE INDEX idx_job_run ON job (run_id)")
     op.execute(
         """

@@ -22,7 +22,13 @@ async def upload_audio(request: Request) -> JSONResponse:
     ctx: Context = request.app.state.ctx
     ensure_free_space(ctx.settings)
     upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
-    row = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
+    row = await audio_library.accept_upload(
+        ctx.db,
+        ctx.storage,
+        principal.owner,
+        upload,
+        max_duration_ms=ctx.settings.max_audio_duration_ms,
+    )
     return JSONResponse(audio_json(row), status_code=201)
 
 

@@ -25,7 +25,8 @@ ERROR_REASONS = {
     409: "Not possible in the run's current state (`conflict`).",
     410: "Gone: the upload expired or was terminated.",
     412: "The client's `Tus-Resumable` version is not supported.",
-    413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`).",
+    413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`), or longer than "
+    "MAX_AUDIO_DURATION_MS (`too_long`).",
     415: "Wrong content type (`unsupported_media_type`).",
     422: "Unreadable audio or unavailable engine (`audio_unreadable`, `engine_not_configured`).",
     423: "Another request is writing this upload right now (`upload_locked`).",
@@ -217,6 +218,11 @@ SCHEMAS: Json = {
         createdAt=TIMESTAMP,
         startedAt=nullable(TIMESTAMP),
         finishedAt=nullable(TIMESTAMP),
+        noSpeech={
+            "type": "boolean",
+            "description": "On a succeeded run: true when nothing was heard (a silent recording "
+            "succeeds with an empty transcript).",
+        },
         transcript={
             "description": "Present on single-run reads; null until the run succeeded.",
             **nullable(ref("Transcript")),

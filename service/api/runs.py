@@ -81,7 +81,13 @@ async def transcribe(request: Request) -> JSONResponse:
             await asyncio.to_thread(upload.path.unlink, missing_ok=True)
             return _submitted(earlier)
     analysis = optional_flag(upload.fields, "analysis")
-    audio = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
+    audio = await audio_library.accept_upload(
+        ctx.db,
+        ctx.storage,
+        principal.owner,
+        upload,
+        max_duration_ms=ctx.settings.max_audio_duration_ms,
+    )
     run = await submit_run(
         ctx, principal, audio["id"], **options, idempotency_key=key, analysis=analysis
     )

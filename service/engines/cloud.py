@@ -1,5 +1,6 @@
 """What the cloud engines share: cut the recording, send the chunks side by side, keep each
-finished one, stitch the segments with absolute timestamps.
+finished one, stitch the segments with absolute timestamps. A chunk with no sound in it is
+never sent: it is an empty chunk at once (a model handed silence tends to invent a sentence).
 
 An engine supplies only `SendChunk`, one chunk's round trip to its provider (with its own
 retries, see `retrying`), and answers segments relative to the chunk. Each finished chunk goes
@@ -75,6 +76,8 @@ class ChunkedTranscription:
             results: dict[int, ChunkResult] = {}
             for index, span in enumerate(plan.spans):
                 chunk = reusable(kept, index, span, self.engine)
+                if index in plan.silent:
+                    chunk = ChunkResult(index, span[0], span[1], (), self.engine)
                 if chunk is not None:
                     results[index] = chunk
             total = len(plan.spans)

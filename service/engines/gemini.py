@@ -163,7 +163,7 @@ class GeminiEngine:
             if polling.remaining() <= interval:
                 raise UpstreamTimeout(
                     "Gemini kept the uploaded audio in PROCESSING for longer than "
-                    "GEMINI_POLL_TIMEOUT_MS allows. Tapeline retries this automatically."
+                    "GEMINI_POLL_TIMEOUT_MS allows."
                 )
             await asyncio.sleep(interval)
 
@@ -260,7 +260,7 @@ def segments_of(response: types.GenerateContentResponse) -> list[Segment]:
     except pydantic.ValidationError:
         raise UpstreamBadResponse(
             "Gemini's answer was not the JSON transcript it was asked for "
-            f"(finish reason {reason_name or 'unknown'}). Tapeline retries this automatically."
+            f"(finish reason {reason_name or 'unknown'})."
         ) from None
     return [
         Segment(s.start_ms, max(s.start_ms, s.end_ms), s.text, s.speaker or None)

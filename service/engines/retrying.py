@@ -171,8 +171,7 @@ def _classify(exc: BaseException) -> TapelineError:
         return _from_status(exc.status_code, exc.response.headers, _openai_message(exc), exc.body)
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return UpstreamUnavailable(
-            "The connection to the transcription provider failed (reset or refused). "
-            "Tapeline retries this automatically."
+            "The connection to the transcription provider failed (reset or refused)."
         )
     if isinstance(exc, genai_errors.APIError):
         headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
@@ -209,13 +208,9 @@ def _from_status(status: int, headers: Mapping[str, str], message: str, body: An
     if status in (408, 409) or status >= 500:
         if not _looks_like_json(body):
             return UpstreamBadResponse(
-                f"The transcription provider or a proxy answered {status} with a non-JSON page. "
-                "Tapeline retries this automatically."
+                f"The transcription provider or a proxy answered {status} with a non-JSON page."
             )
-        return UpstreamUnavailable(
-            f"The transcription provider is unavailable ({status}). "
-            "Tapeline retries this automatically."
-        )
+        return UpstreamUnavailable(f"The transcription provider is unavailable ({status}).")
     if 400 <= status < 500:
         return EngineRefused(
             f"The transcription provider refused the request ({status}): {said} "

@@ -8,9 +8,10 @@ but encoding costs about a minute of CPU per hour) or FLAC (lossless, about half
 encoded some twenty times faster). Either way a span's largest possible size is known before it
 is encoded (a constant bit rate; FLAC never exceeds the raw PCM), so spans are planned to fit.
 
-Planning writes the decoded PCM to a scratch file once; each span is then encoded on its own
-in the process pool, so encoding spreads over the cores and the first chunk can be on its way
-to the provider while later ones are still being encoded.
+Planning decodes the recording as a stream straight into a scratch file, measuring its level
+as it goes, so the worker's memory does not grow with the recording's length; each span is then
+encoded on its own in the process pool, so encoding spreads over the cores and the first chunk
+can be on its way to the provider while later ones are still being encoded.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from service.media.audio import decode_pcm16
-from service.media.chunking import plan_chunks
+from service.errors import AudioUnreadable
+from service.media.audio import stream_pcm16
+from service.media.chunking import MIN_CHUNK_MS, LevelMeter, plan_from_levels, silent_spans
 
 SAMPLE_RATE = 16_000
 BIT_RATE = 32_000
 FORMATS = {"mp3": ("audio/mpeg", ".mp3"), "flac": ("audio/flac", ".flac")}
 MOST_BYTES_PER_MS = {"mp3": BIT_RATE / 8 / 1000, "flac": SAMPLE_RATE * 2 / 1000}
-MIN_CHUNK_MS = 1_000
 SIZE_MARGIN = 0.9
 """Spans are planned to use at most this share of the byte limit (container overhead, padding)."""
 _BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
@@ -38,11 +39,13 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class UploadPlan:
-    """The decoded recording (raw PCM in a scratch file) and the spans to send."""
+    """The decoded recording (raw PCM in a scratch file), the spans to send, and which of them
+    have no sound in them (answered with no segments, never sent)."""
 
     pcm_path: Path
     duration_ms: int
     spans: list[Span]
+    silent: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,19 @@ def longest_chunk_ms(max_chunk_ms: int, max_bytes: int | None, fmt: str = "mp3")
 def plan_upload(audio_path: Path, work_dir: Path, max_chunk_ms: int) -> UploadPlan:
     """Decode `audio_path` into `work_dir` and cut it at pauses into spans of at most
     `max_chunk_ms`; runs in the process pool."""
-    pcm = decode_pcm16(audio_path, SAMPLE_RATE)
     pcm_path = work_dir / "audio.pcm"
-    pcm_path.write_bytes(pcm)
+    meter = LevelMeter(SAMPLE_RATE)
+    with pcm_path.open("wb") as raw:
+        for block in stream_pcm16(audio_path, SAMPLE_RATE):
+            meter.add(block)
+            raw.write(block.tobytes())
+    if meter.samples == 0:
+        raise AudioUnreadable("The file contains no decodable audio.")
+    levels = meter.levels()
     target_ms = max(MIN_CHUNK_MS, max_chunk_ms * 4 // 5)
-    spans = plan_chunks(pcm, SAMPLE_RATE, target_ms=target_ms, max_ms=max_chunk_ms)
-    return UploadPlan(pcm_path, len(pcm) // _BYTES_PER_MS, spans)
+    spans = plan_from_levels(levels, meter.total_ms, target_ms=target_ms, max_ms=max_chunk_ms)
+    duration_ms = meter.samples * 1000 // SAMPLE_RATE
+    return UploadPlan(pcm_path, duration_ms, spans, silent_spans(levels, spans))
 
 
 def encode_span(

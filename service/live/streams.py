@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.database import reconnecting
 from service.engines.base import Partial
 from service.errors import NotFound
 from service.live.hub import Hub, Message, Subscription
@@ -47,7 +48,8 @@ async def open_run_stream(
 ) -> Stream:
     """init (or the replay after Last-Event-ID), then live updates until done or error."""
     sub = hub.subscribe_run(run_id)
-    try:
+
+    async def read() -> tuple[RowMapping, Sequence[RowMapping], list[Partial]]:
         async with db.connect() as conn:
             row = await runs.progress(conn, run_id, principal.scope)
             if row is None:
@@ -59,6 +61,10 @@ async def open_run_stream(
                 replay = (await conn.execute(q("run_events_after"), params)).mappings().all()
             elif row["status"] == "processing":
                 partials = await runs.partials(conn, run_id, int(row["last_event_id"]))
+            return row, replay, partials
+
+    try:
+        row, replay, partials = await reconnecting(read)
     except BaseException:
         hub.unsubscribe(sub)
         raise
@@ -94,26 +100,26 @@ async def open_global_stream(
 ) -> Stream:
     """snapshot of active runs (or the replay after Last-Event-ID), then every change, live."""
     sub = hub.subscribe_owner(principal.scope)
-    try:
+
+    async def read() -> tuple[RowMapping | None, Sequence[RowMapping]]:
         async with db.connect() as conn:
             if last_event_id is None:
                 scope = {"owner": principal.scope}
                 snapshot = (await conn.execute(q("active_runs_snapshot"), scope)).mappings().one()
-            else:
-                params = {
-                    "after_id": last_event_id,
-                    "owner": principal.scope,
-                    "limit": REPLAY_LIMIT,
-                }
-                replay = (await conn.execute(q("owner_events_after"), params)).mappings().all()
+                return snapshot, ()
+            params = {"after_id": last_event_id, "owner": principal.scope, "limit": REPLAY_LIMIT}
+            return None, (await conn.execute(q("owner_events_after"), params)).mappings().all()
+
+    try:
+        snapshot, replay = await reconnecting(read)
     except BaseException:
         hub.unsubscribe(sub)
         raise
-    if last_event_id is None:
+    if snapshot is not None:
         sent = int(snapshot["last_event_id"])
         data = {"event": "snapshot", "runs": snapshot["runs"]}
         return Stream(sub, [Message(sent, "", principal.owner, data)], sent)
-    stream = Stream(sub, [], last_event_id)
+    stream = Stream(sub, [], last_event_id or 0)
     for event in replay:
         message = Message.of_event(event)
         stream.sent = int(event["id"])

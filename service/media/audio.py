@@ -15,8 +15,9 @@ from pathlib import Path
 import av
 import av.audio.stream
 import numpy as np
+import numpy.typing as npt
 
-from service.errors import AudioUnreadable
+from service.errors import AudioUnreadable, RecordingTooLong
 
 # Decoded audio shorter than this share of the declared length, and by more than the slack, is
 # a truncated upload; the slack absorbs encoder priming and padding on very short files.
@@ -39,12 +40,16 @@ class AudioInfo:
     container: str
 
 
-def probe(path: Path) -> AudioInfo:
+def probe(path: Path, max_duration_ms: int | None = None) -> AudioInfo:
     """Decode the whole audio stream of `path` and describe it, or raise `AudioUnreadable`.
 
-    Headers alone are not trusted: a file can claim an hour and hold a minute. The duration
-    reported is what actually decodes, and a file that decodes clearly shorter than its header
-    declares is rejected as truncated rather than transcribed in part.
+    Headers alone are not trusted: a file can claim an hour and hold a minute, and a
+    variable-bit-rate MP3 without a Xing header claims whatever its first frame suggests. The
+    duration reported is what actually decodes, counted frame by frame without keeping any
+    PCM, so probing ten hours costs no more memory than probing one minute. A file that
+    decodes clearly shorter than its header declares is rejected as truncated rather than
+    transcribed in part; decoding stops with `RecordingTooLong` as soon as it passes
+    `max_duration_ms`.
     """
     if path.stat().st_size == 0:
         raise AudioUnreadable("The file is empty.")
@@ -54,8 +59,14 @@ def probe(path: Path) -> AudioInfo:
         sample_rate = int(codec_context.sample_rate)
         channels = int(codec_context.layout.nb_channels)
         decoded_s = 0.0
+        limit_s = None if max_duration_ms is None else max_duration_ms / 1000
         for frame in _decode(container, stream):
             decoded_s += frame.samples / (frame.sample_rate or sample_rate)
+            if limit_s is not None and decoded_s > limit_s:
+                raise RecordingTooLong(
+                    f"The recording is longer than this server accepts "
+                    f"({_hours(max_duration_ms or 0)}, MAX_AUDIO_DURATION_MS).",
+                )
         if decoded_s <= 0:
             raise AudioUnreadable("The file contains no decodable audio.")
         declared_s = _declared_seconds(path, container, stream)
@@ -78,23 +89,33 @@ def decode_pcm16(path: Path, sample_rate: int = 16000) -> bytes:
 
     This is the one shape every engine and the chunker work with, whatever was uploaded.
     """
+    pcm = b"".join(block.tobytes() for block in stream_pcm16(path, sample_rate))
+    if not pcm:
+        raise AudioUnreadable("The file contains no decodable audio.")
+    return pcm
+
+
+def stream_pcm16(path: Path, sample_rate: int = 16000) -> Iterator[npt.NDArray[np.int16]]:
+    """`decode_pcm16` a decoded frame at a time, so hours of audio never sit in memory whole."""
     if path.stat().st_size == 0:
         raise AudioUnreadable("The file is empty.")
     with _open(path) as container:
         stream = _audio_stream(container)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        parts: list[bytes] = []
         try:
             for frame in _decode(container, stream):
                 frame.pts = None
-                parts.extend(_pcm_bytes(out) for out in resampler.resample(frame))
-            parts.extend(_pcm_bytes(out) for out in resampler.resample(None))
+                for out in resampler.resample(frame):
+                    yield _samples(out)
+            for out in resampler.resample(None):
+                yield _samples(out)
         except (av.FFmpegError, ValueError) as exc:
             raise AudioUnreadable(f"The audio could not be resampled: {exc}") from exc
-    pcm = b"".join(parts)
-    if not pcm:
-        raise AudioUnreadable("The file contains no decodable audio.")
-    return pcm
+
+
+def _hours(ms: int) -> str:
+    hours = ms / 3_600_000
+    return f"{hours:g} h" if hours >= 1 else f"{ms / 60_000:g} min"
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -121,9 +142,9 @@ def _decode(
         ) from exc
 
 
-def _pcm_bytes(frame: av.AudioFrame) -> bytes:
-    samples: np.ndarray = frame.to_ndarray()
-    return samples.astype("<i2", copy=False).tobytes()
+def _samples(frame: av.AudioFrame) -> npt.NDArray[np.int16]:
+    samples: npt.NDArray[np.int16] = frame.to_ndarray().reshape(-1).astype("<i2", copy=False)
+    return samples
 
 
 def _is_truncated(decoded_s: float, declared_s: float) -> bool:
@@ -179,7 +200,13 @@ def _wav_declared_seconds(path: Path) -> float | None:
 
 
 def _has_mp3_vbr_tag(path: Path) -> bool:
-    """Whether the first MP3 frame carries a Xing/Info/VBRI header with the real frame count."""
+    """Whether the first MP3 frame carries a Xing/Info/VBRI header whose length can be held
+    against the file: the file is shorter than the bytes the header counts (truncated).
+
+    A header on a file that has all its bytes is not trusted for the length at all: editors
+    that join or trim MP3s often leave the frame count stale, and the length stored is then
+    what decodes.
+    """
     with path.open("rb") as file:
         start = 0
         head = file.read(10)
@@ -190,7 +217,27 @@ def _has_mp3_vbr_tag(path: Path) -> bool:
             start = 10 + size + (10 if head[5] & 0x10 else 0)
         file.seek(start)
         first_frame = file.read(_MP3_TAG_SEARCH_BYTES)
-    return any(tag in first_frame for tag in _MP3_VBR_TAGS)
+    audio_bytes = path.stat().st_size - start
+    for tag in _MP3_VBR_TAGS:
+        at = first_frame.find(tag)
+        if at < 0:
+            continue
+        declared = _mp3_tag_bytes(first_frame, at, tag)
+        return declared is None or audio_bytes < declared
+    return False
+
+
+def _mp3_tag_bytes(frame: bytes, at: int, tag: bytes) -> int | None:
+    """The byte count a Xing/Info or VBRI header records, if it records one."""
+    if tag == b"VBRI":
+        field = frame[at + 10 : at + 14]
+    else:
+        flags = int.from_bytes(frame[at + 4 : at + 8], "big")
+        if not flags & 0x2:
+            return None
+        offset = at + 8 + (4 if flags & 0x1 else 0)
+        field = frame[offset : offset + 4]
+    return int.from_bytes(field, "big") if len(field) == 4 else None
 
 
 @dataclass(frozen=True)

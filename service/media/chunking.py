@@ -5,6 +5,11 @@ the next gets both halves wrong, so every cut goes in the middle of a pause. Wha
 pause is judged against the recording's own level: a quiet room and a noisy street differ by
 tens of decibels, and a fixed threshold would find pauses everywhere in one and nowhere in the
 other.
+
+No chunk is shorter than `MIN_CHUNK_MS`: a recogniser handed a few milliseconds has nothing to
+find its footing in (PocketSphinx fails outright on 25 ms), so a short tail joins its neighbour.
+Chunks with no sound in them (digital silence, a faint hiss) are marked, so engines can answer
+them with no segments instead of sending them anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ _LONGEST_USEFUL_PAUSE_MS = 2_000
 _DISTANCE_PENALTY = 0.05  # pause-ms of score lost per ms away from the target cut
 _DIP_SMOOTHING_FRAMES = 5
 _FRAMES_PER_BLOCK = 60_000
+MIN_CHUNK_MS = 1_000
+"""The shortest chunk the planner makes (a whole recording shorter than this is one chunk)."""
+NO_SOUND_DB = -70.0
+"""A frame quieter than this (RMS, dBFS) carries nothing a recogniser could hear."""
+_MIN_SOUND_MS = 100
+"""A span needs at least this much sound above `NO_SOUND_DB` to be worth transcribing."""
 
 Span = tuple[int, int]
 
@@ -39,13 +50,27 @@ def plan_chunks(
     and close to `target_ms` after the previous cut. No span exceeds `max_ms`: when a stretch
     has no pause, the cut goes at its quietest moment instead.
     """
-    if not 0 < target_ms <= max_ms:
-        raise ValueError("plan_chunks needs 0 < target_ms <= max_ms")
     samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
     if samples.size == 0:
         return []
     total_ms = math.ceil(samples.size * 1000 / sample_rate)
     levels = frame_levels_db(samples, sample_rate)
+    return plan_from_levels(levels, total_ms, target_ms, max_ms, min_silence_ms)
+
+
+def plan_from_levels(
+    levels: npt.NDArray[np.float64],
+    total_ms: int,
+    target_ms: int = 30_000,
+    max_ms: int = 60_000,
+    min_silence_ms: int = 300,
+) -> list[Span]:
+    """`plan_chunks` from the recording's 10 ms frame levels, so a caller that decodes in a
+    stream can plan without ever holding the PCM."""
+    if not MIN_CHUNK_MS <= target_ms <= max_ms:
+        raise ValueError(f"planning chunks needs {MIN_CHUNK_MS} <= target_ms <= max_ms")
+    if total_ms <= 0:
+        return []
     pauses = find_pauses(levels, min_silence_ms // FRAME_MS)
     dips = _smoothed(levels)
 
@@ -58,7 +83,78 @@ def plan_chunks(
         spans.append((start, cut))
         start = cut
     spans.append((start, total_ms))
-    return spans
+    return _without_slivers(spans, max_ms)
+
+
+def _without_slivers(spans: list[Span], max_ms: int) -> list[Span]:
+    """Join a chunk shorter than `MIN_CHUNK_MS` to its neighbour; when the two together would
+    exceed `max_ms`, move the cut between them so both are long enough instead."""
+    merged: list[Span] = []
+    for span in spans:
+        if merged and (
+            span[1] - span[0] < MIN_CHUNK_MS or merged[-1][1] - merged[-1][0] < MIN_CHUNK_MS
+        ):
+            first, _ = merged.pop()
+            end = span[1]
+            if end - first <= max_ms:
+                merged.append((first, end))
+            else:
+                middle = end - max(MIN_CHUNK_MS, (end - first) // 2)
+                merged.extend([(first, middle), (middle, end)])
+        else:
+            merged.append(span)
+    return merged
+
+
+def silent_spans(levels: npt.NDArray[np.float64], spans: list[Span]) -> frozenset[int]:
+    """Indices of the spans with less than `_MIN_SOUND_MS` of sound above `NO_SOUND_DB`:
+    nothing in them can be speech, so they are answered with no segments untranscribed."""
+    loud = np.concatenate(([0], np.cumsum(levels > NO_SOUND_DB)))
+    silent = set()
+    for index, (start, end) in enumerate(spans):
+        first = min(start // FRAME_MS, levels.size)
+        last = min(math.ceil(end / FRAME_MS), levels.size)
+        if (loud[last] - loud[first]) * FRAME_MS < _MIN_SOUND_MS:
+            silent.add(index)
+    return frozenset(silent)
+
+
+def has_sound(pcm: bytes, sample_rate: int = 16000) -> bool:
+    """Whether a stretch of mono s16le PCM has anything in it a recogniser could hear."""
+    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
+    if samples.size == 0:
+        return False
+    levels = frame_levels_db(samples, sample_rate)
+    return not silent_spans(levels, [(0, math.ceil(samples.size * 1000 / sample_rate))])
+
+
+class LevelMeter:
+    """`frame_levels_db` fed a block of samples at a time, for audio decoded as a stream."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.frame = sample_rate * FRAME_MS // 1000
+        self.sample_rate = sample_rate
+        self.samples = 0
+        self._rest = np.zeros(0, dtype=np.int16)
+        self._parts: list[npt.NDArray[np.float64]] = []
+
+    def add(self, samples: npt.NDArray[np.int16]) -> None:
+        self.samples += samples.size
+        block = np.concatenate((self._rest, samples)) if self._rest.size else samples
+        whole = block.size - block.size % self.frame
+        if whole:
+            self._parts.append(frame_levels_db(block[:whole], self.sample_rate))
+        self._rest = block[whole:].copy()
+
+    @property
+    def total_ms(self) -> int:
+        return math.ceil(self.samples * 1000 / self.sample_rate)
+
+    def levels(self) -> npt.NDArray[np.float64]:
+        parts = list(self._parts)
+        if self._rest.size:
+            parts.append(frame_levels_db(self._rest, self.sample_rate))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
 
 def frame_levels_db(samples: npt.NDArray[np.int16], sample_rate: int) -> npt.NDArray[np.float64]:

@@ -12,28 +12,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.cpu import run_cpu
 from service.database import Row
-from service.errors import AudioUnreadable
+from service.errors import AudioUnreadable, RecordingTooLong
 from service.media.audio import AudioInfo, probe
 from service.media.storage import Storage, audio_key, file_sha256
 from service.media.uploads import ReceivedUpload
 from service.queries import q
 
 
-async def _probe(path: Path, size_bytes: int) -> AudioInfo:
+async def _probe(path: Path, size_bytes: int, max_duration_ms: int | None) -> AudioInfo:
     if size_bytes == 0:
         raise AudioUnreadable("The file is empty. Upload a recording with sound in it.")
-    return await run_cpu(probe, path)
+    return await run_cpu(probe, path, max_duration_ms)
 
 
 async def accept_upload(
-    db: AsyncEngine, storage: Storage, owner: str, upload: ReceivedUpload
+    db: AsyncEngine,
+    storage: Storage,
+    owner: str,
+    upload: ReceivedUpload,
+    *,
+    max_duration_ms: int | None = None,
 ) -> Row:
-    """Probe the staged file; keep it and record it only if it is readable audio.
+    """Probe the staged file; keep it and record it only if it is readable audio no longer
+    than `max_duration_ms`.
 
     A file whose sha256 matches audio the owner already has returns that audio.
     """
     try:
-        info = await _probe(upload.path, upload.size_bytes)
+        info = await _probe(upload.path, upload.size_bytes, max_duration_ms)
         key = audio_key(owner)
         await storage.adopt(upload.path, key)
     finally:
@@ -60,15 +66,16 @@ async def accept_stored(
     *,
     filename: str,
     content_type: str | None,
+    max_duration_ms: int | None = None,
 ) -> Row:
     """Validate a blob already at `key` (a finished resumable upload) exactly as an upload:
     probed, hashed, deduplicated. An unreadable blob is deleted and AudioUnreadable raised."""
     try:
         async with storage.local_file(key) as path:
             size = (await asyncio.to_thread(path.stat)).st_size
-            info = await _probe(path, size)
+            info = await _probe(path, size, max_duration_ms)
             sha256 = await file_sha256(path)
-    except AudioUnreadable:
+    except (AudioUnreadable, RecordingTooLong):
         await storage.delete(key)
         raise
     params: dict[str, Any] = {

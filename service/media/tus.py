@@ -275,6 +275,7 @@ async def assemble(ctx: Context, upload: Row) -> Row:
             upload["storage_key"],
             filename=options["filename"],
             content_type=options["content_type"],
+            max_duration_ms=ctx.settings.max_audio_duration_ms,
         )
     except TapelineError as error:
         await _finish(ctx.db, upload, "failed", error=error)

@@ -101,8 +101,7 @@ def parse_analysis(text: str | None) -> Analysis:
         return Analysis.model_validate_json(text)
     except pydantic.ValidationError:
         raise UpstreamBadResponse(
-            "The analysis model's answer was not the JSON it was asked for. "
-            "Tapeline retries this automatically."
+            "The analysis model's answer was not the JSON it was asked for."
         ) from None
 
 

@@ -141,10 +141,10 @@ async def store_transcript(storage: Storage, run_id: uuid.UUID, transcript: Tran
         stored = await storage.get_bytes(key)
     except Exception as exc:
         raise StorageWriteFailed(
-            f"The transcript could not be stored ({type(exc).__name__}). Tapeline retries this."
+            f"The transcript could not be stored ({type(exc).__name__})."
         ) from exc
     if stored != data:
-        raise StorageWriteFailed("The stored transcript did not read back intact. Retrying.")
+        raise StorageWriteFailed("The stored transcript did not read back intact.")
 
 
 class TranscriptionHandler:

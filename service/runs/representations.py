@@ -59,6 +59,8 @@ def run_json(row: Row, *, with_transcript: bool = False) -> dict[str, Any]:
     }
     if with_transcript:
         data["transcript"] = row["transcript"]
+    if row["status"] == "succeeded":
+        data["noSpeech"] = no_speech(row["transcript"])
     if row.get("analysis_requested"):
         data["analysis"] = row.get("analysis")
     return data
@@ -123,6 +125,11 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 FINAL_EVENTS = {"succeeded": "done", "failed": "error", "cancelled": "error"}
 PARTIAL_EVENT = "partial"
+
+
+def no_speech(transcript: Mapping[str, Any] | None) -> bool:
+    """Whether a finished run heard nothing: a recording of silence succeeds, and says so."""
+    return not (transcript or {}).get("segments")
 
 
 def transcript_url(run_id: object) -> str:

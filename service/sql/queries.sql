@@ -523,3 +523,17 @@ WHERE j.status = 'queued' AND j.needs IS NOT NULL
                   WHERE w.state = 'running' AND w.heartbeat_at > now() - interval '2 minutes'
                     AND (w.serves IS NULL OR j.needs = ANY(w.serves)))
 GROUP BY j.needs ORDER BY j.needs;
+
+-- free_connections --
+-- At start-up: free connection slots for this role (counting the asking one, which is ours),
+-- so a server too small for the pool fails clearly instead of hanging later.
+SELECT current_setting('max_connections')::int AS max,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+       least(
+           current_setting('max_connections')::int
+           - current_setting('superuser_reserved_connections')::int
+           - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+           coalesce((SELECT nullif(rolconnlimit, -1) FROM pg_roles WHERE rolname = current_user)
+                    - (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user),
+                    2147483647)
+       ) + 1 AS free;

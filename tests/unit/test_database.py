@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import ConfigError
-from service.database import asyncpg_dsn, normalize_url
+from service.config import ConfigError, load_settings
+from service.database import asyncpg_dsn, direct_url, is_pooled, normalize_url
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,17 @@ def test_a_unix_socket_host_survives_both_forms() -> None:
 def test_other_databases_are_refused_naming_the_variable(given: str) -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         normalize_url(given)
+
+
+def test_a_direct_url_apart_from_the_main_one_means_a_pooler() -> None:
+    pooled = load_settings(
+        database_url="postgresql://u@pooler:6432/app", database_direct_url="postgresql://u@db/app"
+    )
+    assert is_pooled(pooled)
+    assert direct_url(pooled).host == "db"
+    alone = load_settings(database_url="postgresql://u@db/app")
+    assert not is_pooled(alone) and direct_url(alone).host == "db"
+    same = load_settings(
+        database_url="postgresql://u@db/app", database_direct_url="postgres://u@db/app"
+    )
+    assert not is_pooled(same)

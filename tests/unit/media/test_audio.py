@@ -8,8 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from service.errors import AudioUnreadable
+from service.errors import AudioUnreadable, RecordingTooLong
 from service.media.audio import decode_pcm16, probe
+from tests.shapes import with_stale_frame_count
 from tests.speech import speak
 
 FORMATS = [
@@ -120,3 +121,26 @@ def test_a_file_without_an_audio_stream_is_refused(tmp_path: Path) -> None:
         probe(video)
     with pytest.raises(AudioUnreadable, match="no audio stream"):
         decode_pcm16(video)
+
+
+def test_a_stale_vbr_header_is_not_truncation_and_the_real_length_is_stored(
+    spoken: Path, tmp_path: Path
+) -> None:
+    whole = encode(spoken, tmp_path / "vbr.mp3", "mp3", "libmp3lame")
+    stale = with_stale_frame_count(whole, tmp_path / "stale.mp3", factor=3)
+    with av.open(str(stale)) as container:
+        claimed_ms = (container.duration or 0) / 1000
+    real_ms = probe(whole).duration_ms
+    assert claimed_ms > 2 * real_ms, "the header really claims another length"
+    assert abs(probe(stale).duration_ms - real_ms) < 100  # encoder padding, trimmed or not
+
+
+def test_decoding_past_the_longest_allowed_recording_stops_with_too_long(
+    spoken: Path, tmp_path: Path
+) -> None:
+    length = probe(spoken).duration_ms
+    assert probe(spoken, max_duration_ms=length + 100).duration_ms == length
+    with pytest.raises(RecordingTooLong) as caught:
+        probe(spoken, max_duration_ms=length // 2)
+    assert caught.value.code == "too_long" and caught.value.http_status == 413
+    assert "MAX_AUDIO_DURATION_MS" in caught.value.message

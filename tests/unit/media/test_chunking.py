@@ -5,8 +5,19 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service.media.chunking import plan_chunks
+from service.media.chunking import (
+    FRAME_MS,
+    MIN_CHUNK_MS,
+    LevelMeter,
+    frame_levels_db,
+    has_sound,
+    plan_chunks,
+    plan_from_levels,
+    silent_spans,
+)
 
 RATE = 16_000
 
@@ -77,3 +88,50 @@ def test_pauses_are_judged_against_the_recordings_own_level() -> None:
     assert len(spans) > 2
     for _, cut in spans[:-1]:
         assert any(start <= cut <= end for start, end in pauses), f"cut at {cut} ms is in speech"
+
+
+def test_a_pause_just_before_the_end_leaves_no_sliver_behind() -> None:
+    """The reported case: a cut 25 ms before the end gave PocketSphinx nothing to decode."""
+    pcm, _ = recording([("speech", 7_000), ("pause", 600)] * 12 + [("speech", 20)])
+    spans = plan_chunks(pcm, RATE, target_ms=15_000, max_ms=30_000)
+    assert all(end - start >= MIN_CHUNK_MS for start, end in spans), spans
+    assert spans[-1][1] >= 91_200
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    levels=st.lists(st.sampled_from([-100.0, -60.0, -30.0, -12.0]), min_size=1, max_size=12_000),
+    target_s=st.integers(1, 30),
+    extra_s=st.integers(0, 30),
+)
+def test_no_plan_has_a_chunk_under_the_minimum_or_over_the_maximum(
+    levels: list[float], target_s: int, extra_s: int
+) -> None:
+    target_ms, max_ms = target_s * 1000, (target_s + extra_s) * 1000
+    total_ms = len(levels) * FRAME_MS
+    spans = plan_from_levels(np.array(levels), total_ms, target_ms, max_ms)
+    assert spans[0][0] == 0 and spans[-1][1] == total_ms
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(end - start <= max_ms for start, end in spans), spans
+    if total_ms >= MIN_CHUNK_MS:
+        assert all(end - start >= MIN_CHUNK_MS for start, end in spans), spans
+
+
+def test_spans_without_sound_are_marked_silent() -> None:
+    pcm, _ = recording([("speech", 5_000), ("pause", 20_000), ("speech", 5_000)])
+    samples = np.frombuffer(pcm, dtype="<i2")
+    meter = LevelMeter(RATE)
+    for block in np.array_split(samples, 7):
+        meter.add(block)
+    levels = meter.levels()
+    assert np.allclose(levels, frame_levels_db(samples, RATE))
+    spans = [(0, 5_000), (5_500, 24_500), (24_500, 30_000)]
+    assert silent_spans(levels, spans) == frozenset({1})
+
+
+def test_silence_and_a_faint_hiss_have_no_sound_but_quiet_speech_does() -> None:
+    hiss = np.random.default_rng(1).normal(0, 3, RATE * 2).astype("<i2")
+    assert not has_sound(silence(3_000).tobytes(), RATE)
+    assert not has_sound(hiss.tobytes(), RATE)
+    assert has_sound((tone(2_000, level=100)).tobytes(), RATE)
+    assert not has_sound(b"", RATE)
