@@ -74,7 +74,7 @@ from service.schema import upgrade  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCRATCH = "tapeline_bench_sse"
-ADMIN_TOKEN = "bench-sse-admin-token"
+ADMIN_TOKEN = "bench-sse-admin-token-0123456789abcdef"
 OWNER = "bench"
 CLIENTS_SCRIPT = _BENCH_DIR / "_sse_clients.py"
 

@@ -50,6 +50,17 @@ class Forbidden(TapelineError):
     http_status = 403
 
 
+class TooManyRequests(TapelineError):
+    """Too many failed authentications from this address; wait before trying again."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.details.get("retry_after_s", 60))}
+
+
 class NotFound(TapelineError):
     """Nothing with that id exists for you."""
 
@@ -69,6 +80,20 @@ class UploadTooLarge(TapelineError):
 
     code = "upload_too_large"
     http_status = 413
+
+
+class BodyTooLarge(TapelineError):
+    """The request body is larger than this endpoint reads."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+class QuotaExceeded(TapelineError):
+    """This would take you past what the server keeps for one owner."""
+
+    code = "quota_exceeded"
+    http_status = 403
 
 
 class UnsupportedMediaType(TapelineError):
@@ -93,6 +118,14 @@ class EngineNotConfigured(TapelineError):
     """That transcription engine is not available on this server."""
 
     code = "engine_not_configured"
+    http_status = 422
+
+
+class ModelNotAllowed(TapelineError):
+    """The operator has not allowed that model for this engine; leave `model` out to use the
+    engine's configured one."""
+
+    code = "model_not_allowed"
     http_status = 422
 
 

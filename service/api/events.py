@@ -15,6 +15,7 @@ from service.api.runs import visible_run
 from service.auth import authenticate
 from service.context import Context
 from service.errors import InvalidRequest
+from service.inputs import whole_number
 from service.live.event_stream import SubscriptionResponse
 from service.live.hub import Hub
 from service.live.streams import open_global_stream, open_run_stream
@@ -26,9 +27,10 @@ def last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) > MAX_EVENT_ID:
+    number = whole_number(raw)
+    if number is None or number > MAX_EVENT_ID:
         raise InvalidRequest("Last-Event-ID must be an id this server sent.")
-    return int(raw)
+    return number
 
 
 class StreamEndpoint:

@@ -30,7 +30,6 @@ from service.database import Row
 from service.errors import (
     ChecksumMismatch,
     Conflict,
-    EngineNotConfigured,
     InvalidRequest,
     OffsetMismatch,
     TapelineError,
@@ -38,8 +37,15 @@ from service.errors import (
     UploadLocked,
     UploadTooLarge,
 )
+from service.inputs import (
+    check_run_options,
+    clean_filename,
+    language_tag,
+    printable,
+    whole_number,
+)
 from service.media import library as audio_library
-from service.media import tombstones
+from service.media import quotas, tombstones
 from service.media.storage import Storage, audio_key
 from service.queries import q
 from service.tokens import Principal
@@ -83,7 +89,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             value = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest(f"Upload-Metadata value for {key!r} is not base64.") from None
-        metadata[key] = value
+        metadata[printable(key)] = printable(value)
     return metadata
 
 
@@ -111,9 +117,10 @@ def parse_checksum(header: str | None) -> Checksum | None:
 
 
 def parse_length(value: str | None, header: str) -> int:
-    if value is None or not value.isdigit():
+    number = whole_number(value)
+    if number is None:
         raise InvalidRequest(f"{header} must be a non-negative whole number.")
-    return int(value)
+    return number
 
 
 def upload_options(metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -121,7 +128,7 @@ def upload_options(metadata: Mapping[str, str]) -> dict[str, Any]:
     `name`, and `filetype` or `type`)."""
     filename = metadata.get("filename") or metadata.get("name") or "audio"
     return {
-        "filename": filename.rsplit("/", 1)[-1][:255] or "audio",
+        "filename": clean_filename(filename),
         "content_type": metadata.get("filetype") or metadata.get("type") or None,
         "language": metadata.get("language") or None,
         "engine": metadata.get("engine") or None,
@@ -135,11 +142,11 @@ async def create(ctx: Context, principal: Principal, length: int, metadata: dict
         raise UploadTooLarge(
             f"The file is larger than this server accepts ({ctx.settings.max_upload_bytes} bytes)."
         )
-    engine = upload_options(metadata)["engine"]
-    if engine is not None and engine not in ctx.engines:
-        raise EngineNotConfigured(
-            f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
-        )
+    options = upload_options(metadata)
+    language_tag(options["language"])
+    if options["engine"] is not None or options["model"] is not None:
+        engine = options["engine"] or ctx.settings.tapeline_engine
+        check_run_options(ctx.settings, ctx.engines, engine, options["model"])
     params = {
         "owner": principal.owner,
         "length": length,
@@ -148,6 +155,10 @@ async def create(ctx: Context, principal: Principal, length: int, metadata: dict
         "expiry_s": ctx.settings.upload_expiry_hours * 3600,
     }
     async with ctx.db.begin() as conn:
+        await quotas.lock_quota(conn, principal.owner)
+        await quotas.check_quota(
+            conn, ctx.settings, principal.owner, incoming_bytes=length, new_upload=True
+        )
         return (await conn.execute(q("insert_upload"), params)).mappings().one()
 
 

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.context import Context
 from service.database import Row
-from service.errors import Conflict, Deleted, EngineNotConfigured, NotFound
+from service.errors import Conflict, Deleted, NotFound
+from service.inputs import check_run_options, language_tag
 from service.jobs import queue
 from service.media import library as audio_library
 from service.media import tombstones, tus
@@ -50,10 +51,8 @@ async def submit_run(
     this process dies, its lease expires and a worker finishes it like any other job.
     """
     engine = engine or ctx.settings.tapeline_engine
-    if engine not in ctx.engines:
-        raise EngineNotConfigured(
-            f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
-        )
+    language = language_tag(language)
+    check_run_options(ctx.settings, ctx.engines, engine, model)
     if analysis:
         require_analysis(ctx.settings)
     async with ctx.db.begin() as conn:

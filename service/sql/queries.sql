@@ -360,11 +360,13 @@ WHERE id = :upload_id AND lock_token = :token;
 
 -- commit_upload_bytes --
 -- The bytes of one PATCH are durable in storage: record the new offset and the backend's state;
--- the expiry restarts, so a slow but living upload is not discarded.
+-- the expiry restarts, so a slow but living upload is not discarded, though never past
+-- seven expiry periods from its creation (a trickle cannot hold space forever).
 UPDATE upload
 SET upload_offset = :upload_offset, storage_state = CAST(:storage_state AS jsonb),
     lock_token = NULL, locked_until = NULL, updated_at = now(),
-    expires_at = now() + make_interval(secs => :expiry_s)
+    expires_at = LEAST(now() + make_interval(secs => :expiry_s),
+                       created_at + make_interval(secs => :expiry_s * 7))
 WHERE id = :upload_id AND lock_token = :token
 RETURNING *, now() AS now;
 
@@ -501,3 +503,17 @@ UPDATE transcript_run SET analysis_requested = true WHERE id = :run_id RETURNING
 UPDATE transcript_run SET analysis = CAST(:analysis AS jsonb)
 WHERE id = :run_id AND status = 'processing'
 RETURNING id;
+
+-- lock_owner_quota --
+-- Serialise one owner's quota check and upload creation, so parallel requests cannot both fit.
+SELECT pg_advisory_xact_lock(hashtextextended('quota:' || :owner, 0));
+
+-- owner_usage --
+-- Quotas: the bytes an owner's audio holds, the bytes its open tus uploads reserve, and how many.
+SELECT
+  (SELECT coalesce(sum(size_bytes), 0) FROM audio
+   WHERE owner = :owner AND purged_at IS NULL)::bigint AS stored_bytes,
+  (SELECT coalesce(sum(length), 0) FROM upload
+   WHERE owner = :owner AND status = 'receiving' AND expires_at > now())::bigint AS reserved_bytes,
+  (SELECT count(*) FROM upload
+   WHERE owner = :owner AND status = 'receiving' AND expires_at > now()) AS open_uploads;

@@ -337,7 +337,7 @@ async def test_ten_thousand_connects_and_disconnects_leave_nothing_behind(
     cluster: Cluster, db: AsyncEngine
 ) -> None:
     token, _ = await bearer(db, "erin")
-    admin = {"Authorization": "Bearer admin-secret"}
+    admin = {"Authorization": "Bearer admin-secret-for-tests-0123456789abcdef"}
     cycles, parallel = 10_000, 50
 
     async def state(client: httpx.AsyncClient) -> dict[str, int]:
