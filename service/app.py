@@ -144,6 +144,7 @@ def create_app(
         },
     )
     app.state.auth_failures = FailedAuthentications(settings.auth_failures_per_minute)
+    app.state.streams_per_owner = events.StreamsPerOwner(settings.max_streams_per_owner)
     return app
 
 

@@ -88,6 +88,7 @@ def serve(
         "timeout_graceful_shutdown": 5,
         "log_level": settings.log_level.lower(),
         "log_config": None,
+        "limit_concurrency": settings.serve_limit_concurrency,
     }
     if processes > 1:
         # Uvicorn's supervisor starts the processes, restarts any that dies, and on SIGTERM

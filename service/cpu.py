@@ -4,6 +4,13 @@ The event loop serves uploads and live progress streams; a recogniser running on
 thread holding the GIL, would stall all of them. Work goes to separate processes instead, and
 one shared pool keeps the total number of busy cores bounded however many runs are in flight.
 Processes are spawned, not forked, so they never inherit the loop, sockets or database pools.
+
+Each pool process has a memory ceiling (CPU_WORKER_MEMORY_MB, as RLIMIT_DATA): a call that
+would pass it gets MemoryError inside the process, which comes back as that call's
+`MemoryLimitExceeded`, while the process and the pool live on. A process that dies anyway
+(killed from outside) breaks the whole pool and every call in flight on it; the pool is
+replaced and those calls run once more on the new one, so only a call that breaks the pool
+again fails (`CpuProcessDied`), not every user's.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import resource
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
+
+from service.errors import CpuProcessDied, MemoryLimitExceeded
 
 T = TypeVar("T")
 
@@ -23,6 +33,23 @@ WORKERS_ENV = "TAPELINE_CPU_WORKERS"
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
+_memory_mb = 0
+
+
+def set_memory_limit(memory_mb: int) -> None:
+    """The ceiling for pool processes started from now on (0: none); see the module's doc."""
+    global _memory_mb
+    _memory_mb = memory_mb
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """In a new pool process: cap its data segment (heap and private mappings)."""
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def cpu_workers() -> int:
@@ -41,7 +68,10 @@ def _get_pool() -> ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(
-                max_workers=cpu_workers(), mp_context=multiprocessing.get_context("spawn")
+                max_workers=cpu_workers(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_memory,
+                initargs=(_memory_mb,),
             )
         return _pool
 
@@ -49,16 +79,22 @@ def _get_pool() -> ProcessPoolExecutor:
 async def run_cpu(fn: Callable[..., T], *args: object) -> T:
     """Run `fn(*args)` in the shared pool; `fn` and its arguments must be picklable.
 
-    A worker that dies (killed for memory, say) breaks the whole pool; it is dropped so the
-    next call, such as the job's retry, gets a fresh one.
+    A call that passes the memory ceiling raises MemoryLimitExceeded. A broken pool is
+    replaced and the call tried once more on the new one; breaking that one too, it raises
+    CpuProcessDied.
     """
     loop = asyncio.get_running_loop()
-    pool = _get_pool()
-    try:
-        return await loop.run_in_executor(pool, fn, *args)
-    except BrokenProcessPool:
-        _discard(pool)
-        raise
+    for attempt in (1, 2):
+        pool = _get_pool()
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            _discard(pool)
+            if attempt == 2:
+                raise CpuProcessDied() from None
+        except MemoryError:
+            raise MemoryLimitExceeded() from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:

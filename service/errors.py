@@ -61,6 +61,13 @@ class TooManyRequests(TapelineError):
         return {"Retry-After": str(self.details.get("retry_after_s", 60))}
 
 
+class TooManyStreams(TapelineError):
+    """You hold as many event streams open as this server allows one owner."""
+
+    code = "too_many_streams"
+    http_status = 429
+
+
 class NotFound(TapelineError):
     """Nothing with that id exists for you."""
 
@@ -187,6 +194,22 @@ def classify(exc: BaseException) -> TapelineError:
     error = TapelineError(f"Unexpected error: {type(exc).__name__}. Tapeline will retry.")
     error.transient = True  # type: ignore[misc]
     return error
+
+
+class MemoryLimitExceeded(TapelineError):
+    """Processing this recording needed more memory than the server gives one process
+    (CPU_WORKER_MEMORY_MB). Split it into shorter files."""
+
+    code = "memory_limit_exceeded"
+    http_status = 413
+
+
+class CpuProcessDied(TapelineError):
+    """The process working on this recording died twice (killed from outside, or crashed).
+    Other work was not affected; try again later, or split the recording."""
+
+    code = "cpu_process_died"
+    http_status = 500
 
 
 class AudioMissing(TapelineError):

@@ -190,6 +190,15 @@ async def append(
     upload = await get(ctx.db, principal, upload_id)
     if upload["status"] != "receiving":
         raise Conflict("This upload is complete; it accepts no more bytes.")
+    if is_complete(upload):
+        if offset != upload["upload_offset"]:
+            raise OffsetMismatch(
+                f"Upload-Offset is {offset} but the upload stands at {upload['upload_offset']}."
+            )
+        async for chunk in body:
+            if chunk:
+                raise InvalidRequest("The body goes past Upload-Length.")
+        return upload  # every byte is in: the caller finishes the completion an error cut short
     token = uuid.uuid4()
     lease = {"upload_id": upload_id, "token": token, "lease_s": LEASE_S}
     async with ctx.db.begin() as conn:
@@ -273,11 +282,19 @@ def is_complete(upload: Row) -> bool:
 
 
 async def assemble(ctx: Context, upload: Row) -> Row:
-    """The last byte is in: assemble the blob and validate it as audio, like `POST /api/audio`."""
+    """The last byte is in: assemble the blob and validate it as audio, like `POST /api/audio`.
+
+    The audio is recorded on the upload at once, so a completion retried after a later step
+    failed (the run's submission) returns that audio instead of assembling again."""
+    if upload["audio_id"] is not None:
+        async with ctx.db.connect() as conn:
+            existing = await audio_library.get(conn, upload["audio_id"], upload["owner"])
+        if existing is not None:
+            return existing
     options = upload_options(upload["metadata"])
     await ctx.storage.finish_append(upload["storage_key"], upload["storage_state"])
     try:
-        return await audio_library.accept_stored(
+        audio = await audio_library.accept_stored(
             ctx.db,
             ctx.storage,
             upload["owner"],
@@ -288,6 +305,11 @@ async def assemble(ctx: Context, upload: Row) -> Row:
     except TapelineError as error:
         await _finish(ctx.db, upload, "failed", error=error)
         raise
+    async with ctx.db.begin() as conn:
+        await conn.execute(
+            q("set_upload_audio"), {"upload_id": upload["id"], "audio_id": audio["id"]}
+        )
+    return audio
 
 
 async def mark_completed(

@@ -135,7 +135,8 @@ async def _visible_run(conn: AsyncConnection, run_id: uuid.UUID, principal: Prin
 
 
 async def complete_upload(ctx: Context, upload: Row) -> Row:
-    """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run."""
+    """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run.
+    Idempotent: a completion retried after a failure returns the same audio and run."""
     audio = await tus.assemble(ctx, upload)
     options = tus.upload_options(upload["metadata"])
     run_id = None
@@ -147,6 +148,7 @@ async def complete_upload(ctx: Context, upload: Row) -> Row:
             engine=options["engine"],
             language=options["language"],
             model=options["model"],
+            idempotency_key=f"tus-upload:{upload['id']}",
         )
         run_id = run["id"]
     return await tus.mark_completed(ctx.db, upload, audio["id"], run_id)

@@ -207,10 +207,12 @@ WHERE e.run_id = :run_id AND e.type = 'partial'
 ORDER BY e.id;
 
 -- owner_events_after --
--- Replay for the global stream: the caller's transitions (everyone's for admin) after an id.
+-- Replay for the global stream: the caller's transitions (everyone's for admin) after an id;
+-- partial transcripts are for run streams only, so they are not read at all.
 SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
 FROM run_event e JOIN transcript_run r ON r.id = e.run_id
 WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
+  AND e.type <> 'partial'
 ORDER BY e.id
 LIMIT :limit;
 
@@ -517,3 +519,7 @@ SELECT
    WHERE owner = :owner AND status = 'receiving' AND expires_at > now())::bigint AS reserved_bytes,
   (SELECT count(*) FROM upload
    WHERE owner = :owner AND status = 'receiving' AND expires_at > now()) AS open_uploads;
+
+-- set_upload_audio --
+-- A finished upload's audio is known before its run is submitted: a retried completion reuses it.
+UPDATE upload SET audio_id = :audio_id, updated_at = now() WHERE id = :upload_id;
