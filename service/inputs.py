@@ -18,7 +18,8 @@ MAX_FILENAME_CHARS = 255
 
 _BCP47 = re.compile(
     r"""
-    (?:[a-z]{2,3}(?:-[a-z]{3}){0,3}|[a-z]{4,8})   # language, with up to three extlangs
+    [a-z]{2,3}(?:-[a-z]{3}){0,3}                    # language (ISO 639; no 4-8 letter one is
+                                                    # registered), with up to three extlangs
     (?:-[a-z]{4})?                                  # script
     (?:-(?:[a-z]{2}|[0-9]{3}))?                     # region
     (?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*        # variants
