@@ -190,6 +190,7 @@ class Server:
             ADMIN_TOKEN=ADMIN_TOKEN,
             TAPELINE_DATA_DIR=str(self.data_dir),
             SSE_HEARTBEAT_MS="15000",
+            MAX_STREAMS_PER_OWNER="0",  # --user-token: thousands of one owner's streams
         )
         command = [sys.executable, "-m", "service", "serve", "--no-worker", "--no-migrate"]
         with open(self.log_path, "wb") as log:

@@ -40,7 +40,12 @@ class Cluster:
 def cluster(
     subprocess_env: dict[str, str], speech_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="0", SSE_HEARTBEAT_MS="500")
+    env = env_with(
+        subprocess_env,
+        TRANSCRIBE_SYNC_MAX_DURATION_MS="0",
+        SSE_HEARTBEAT_MS="500",
+        MAX_STREAMS_PER_OWNER="0",  # load tests: hundreds of streams of one owner
+    )
     logs = tmp_path_factory.mktemp("cluster")
     clip = speak("status updates for everyone", speech_dir / "status.wav")
     with ExitStack() as stack:
