@@ -9,8 +9,8 @@ Each pool process has a memory ceiling (CPU_WORKER_MEMORY_MB, as RLIMIT_DATA): a
 would pass it gets MemoryError inside the process, which comes back as that call's
 `MemoryLimitExceeded`, while the process and the pool live on. A process that dies anyway
 (killed from outside) breaks the whole pool and every call in flight on it; the pool is
-replaced and those calls run once more on the new one, so only a call that breaks the pool
-again fails (`CpuProcessDied`), not every user's.
+replaced, and each of those calls runs once more in a process of its own, so the call that
+kills its process again fails alone (`CpuProcessDied`), not every user's.
 """
 
 from __future__ import annotations
@@ -67,34 +67,43 @@ def _get_pool() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(
-                max_workers=cpu_workers(),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_memory,
-                initargs=(_memory_mb,),
-            )
+            _pool = _new_pool(cpu_workers())
         return _pool
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_memory,
+        initargs=(_memory_mb,),
+    )
 
 
 async def run_cpu(fn: Callable[..., T], *args: object) -> T:
     """Run `fn(*args)` in the shared pool; `fn` and its arguments must be picklable.
 
-    A call that passes the memory ceiling raises MemoryLimitExceeded. A broken pool is
-    replaced and the call tried once more on the new one; breaking that one too, it raises
-    CpuProcessDied.
+    A call that passes the memory ceiling raises MemoryLimitExceeded. When the pool breaks
+    under a call, the pool is replaced and the call runs once more alone, in a one-process
+    pool, where killing its process again breaks nobody else's: then it raises CpuProcessDied.
     """
     loop = asyncio.get_running_loop()
-    for attempt in (1, 2):
-        pool = _get_pool()
-        try:
-            return await loop.run_in_executor(pool, fn, *args)
-        except BrokenProcessPool:
-            _discard(pool)
-            if attempt == 2:
-                raise CpuProcessDied() from None
-        except MemoryError:
-            raise MemoryLimitExceeded() from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    pool = _get_pool()
+    try:
+        return await loop.run_in_executor(pool, fn, *args)
+    except BrokenProcessPool:
+        _discard(pool)
+    except MemoryError:
+        raise MemoryLimitExceeded() from None
+    alone = _new_pool(1)
+    try:
+        return await loop.run_in_executor(alone, fn, *args)
+    except BrokenProcessPool:
+        raise CpuProcessDied() from None
+    except MemoryError:
+        raise MemoryLimitExceeded() from None
+    finally:
+        alone.shutdown(wait=False, cancel_futures=True)
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:

@@ -105,7 +105,7 @@ async def open_global_stream(
                     "owner": principal.scope,
                     "limit": REPLAY_LIMIT,
                 }
-                replay = (await conn.execute(q("owner_events_after"), params)).mappings().all()
+                replay = (await conn.execute(q("global_replay_after"), params)).mappings().all()
     except BaseException:
         hub.unsubscribe(sub)
         raise

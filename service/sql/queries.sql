@@ -207,12 +207,10 @@ WHERE e.run_id = :run_id AND e.type = 'partial'
 ORDER BY e.id;
 
 -- owner_events_after --
--- Replay for the global stream: the caller's transitions (everyone's for admin) after an id;
--- partial transcripts are for run streams only, so they are not read at all.
+-- Replay for the global stream: the caller's transitions (everyone's for admin) after an id.
 SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
 FROM run_event e JOIN transcript_run r ON r.id = e.run_id
 WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
-  AND e.type <> 'partial'
 ORDER BY e.id
 LIMIT :limit;
 
@@ -523,3 +521,13 @@ SELECT
 -- set_upload_audio --
 -- A finished upload's audio is known before its run is submitted: a retried completion reuses it.
 UPDATE upload SET audio_id = :audio_id, updated_at = now() WHERE id = :upload_id;
+
+-- global_replay_after --
+-- A global stream resumed after an id: the caller's transitions (everyone's for admin) without
+-- the partial transcripts, which only run streams carry, so none is read only to be dropped.
+SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
+FROM run_event e JOIN transcript_run r ON r.id = e.run_id
+WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
+  AND e.type <> 'partial'
+ORDER BY e.id
+LIMIT :limit;

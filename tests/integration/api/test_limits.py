@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import tokens
 from service.app import ROUTES
 from service.queries import q
+from tests.integration.helpers import bearer_for
 from tests.server import api_server, env_with
 from tests.speech import speak
 
@@ -67,12 +68,6 @@ def hello(speech_dir: Path) -> Path:
     return speak("hello world", speech_dir / "limits-hello.wav")
 
 
-async def token_for(db: AsyncEngine, owner: str) -> dict[str, str]:
-    async with db.begin() as conn:
-        token, _ = await tokens.create(conn, owner)
-    return {"Authorization": f"Bearer {token}"}
-
-
 def staged(data: Path) -> list[Path]:
     return [p for p in (data / "blobs" / "staging").glob("*") if p.is_file()]
 
@@ -87,7 +82,7 @@ def metadata(**values: str) -> str:
 async def test_2_a_bad_field_leaves_no_staging_file(
     server: str, db: AsyncEngine, data: Path, hello: Path
 ) -> None:
-    alice = await token_for(db, "alice")
+    alice = await bearer_for(db, "alice")
     for fields in ({"analysis": "maybe"}, {"language": "not a language"}):
         response = httpx.post(
             f"{server}/api/transcribe",
@@ -104,7 +99,7 @@ async def test_2_a_bad_field_leaves_no_staging_file(
 
 
 async def test_3_json_bodies_are_bounded_even_when_chunked(server: str, db: AsyncEngine) -> None:
-    alice = await token_for(db, "alice")
+    alice = await bearer_for(db, "alice")
 
     async def chunked() -> AsyncIterator[bytes]:
         yield b'{"audioId": "' + str(uuid.uuid4()).encode() + b'", "pad": "'
@@ -120,7 +115,7 @@ async def test_3_json_bodies_are_bounded_even_when_chunked(server: str, db: Asyn
 async def test_3_form_fields_are_bounded_in_number_header_bytes_and_total(
     server: str, db: AsyncEngine, data: Path, hello: Path
 ) -> None:
-    alice = await token_for(db, "alice")
+    alice = await bearer_for(db, "alice")
     file = {"file": ("hello.wav", hello.read_bytes())}
     many = {f"f{i}": "v" for i in range(100)}
     response = httpx.post(f"{server}/api/audio", headers=alice, files=file, data=many, timeout=30)
@@ -146,7 +141,7 @@ async def test_3_form_fields_are_bounded_in_number_header_bytes_and_total(
 async def test_4_models_must_be_allowed_and_languages_bcp47_everywhere(
     server: str, db: AsyncEngine, hello: Path
 ) -> None:
-    alice = await token_for(db, "alice")
+    alice = await bearer_for(db, "alice")
     form = {"engine": "openai", "model": "gpt-4o-transcribe"}
     response = httpx.post(
         f"{server}/api/transcribe",
@@ -179,13 +174,13 @@ async def test_4_models_must_be_allowed_and_languages_bcp47_everywhere(
 async def test_5_open_uploads_and_stored_bytes_have_per_owner_quotas(
     server: str, db: AsyncEngine
 ) -> None:
-    bob = await token_for(db, "bob")
+    bob = await bearer_for(db, "bob")
     headers = {**TUS, **bob, "Upload-Length": "1000"}
     for _ in range(2):
         assert httpx.post(f"{server}/api/uploads", headers=headers).status_code == 201
     third = httpx.post(f"{server}/api/uploads", headers=headers)
     assert third.status_code == 403 and third.json()["error"]["code"] == "quota_exceeded"
-    carol = await token_for(db, "carol")
+    carol = await bearer_for(db, "carol")
     big = {**TUS, **carol, "Upload-Length": str(STORED_QUOTA + 1)}
     response = httpx.post(f"{server}/api/uploads", headers=big)
     assert response.status_code == 403 and "OWNER_MAX_STORED_BYTES" in response.text
@@ -198,7 +193,7 @@ async def test_5_open_uploads_and_stored_bytes_have_per_owner_quotas(
 
 
 async def test_6_streams_per_owner_are_limited_and_given_back(server: str, db: AsyncEngine) -> None:
-    dave = await token_for(db, "dave")
+    dave = await bearer_for(db, "dave")
     url = f"{server}/api/runs/events"
     async with httpx.AsyncClient(timeout=10) as client, contextlib.AsyncExitStack() as stack:
         first = await stack.enter_async_context(client.stream("GET", url, headers=dave))
@@ -219,7 +214,7 @@ async def test_6_streams_per_owner_are_limited_and_given_back(server: str, db: A
 
 
 async def test_7_a_token_in_the_url_opens_streams_only(server: str, db: AsyncEngine) -> None:
-    erin = await token_for(db, "erin")
+    erin = await bearer_for(db, "erin")
     token = erin["Authorization"].removeprefix("Bearer ")
     address = {"X-Forwarded-For": "10.7.7.7"}
     assert httpx.get(f"{server}/api/runs?access_token={token}", headers=address).status_code == 401
@@ -253,7 +248,7 @@ async def test_8_reserved_owner_names_get_no_tokens_and_old_ones_do_not_work(
 async def test_8_failed_authentications_are_rate_limited_per_address(
     server: str, db: AsyncEngine
 ) -> None:
-    frank = await token_for(db, "frank")
+    frank = await bearer_for(db, "frank")
     guesser = {"X-Forwarded-For": "10.9.8.7"}
     for _ in range(5):
         bad = httpx.get(f"{server}/api/runs", headers={**guesser, "Authorization": "Bearer x"})
@@ -270,7 +265,7 @@ async def test_8_failed_authentications_are_rate_limited_per_address(
 async def test_9_odd_numbers_nul_and_long_names_get_4xx_or_are_cleaned(
     server: str, db: AsyncEngine, hello: Path
 ) -> None:
-    grace = await token_for(db, "grace")
+    grace = await bearer_for(db, "grace")
     for path in ("/api/runs?limit=²", "/api/audio?limit=١", "/api/runs/events?lastEventId=³"):
         response = httpx.get(f"{server}{path}", headers=grace)
         assert response.status_code == 400, (path, response.text)
@@ -353,7 +348,7 @@ ENDPOINTS = concrete_paths()
 
 @pytest.fixture
 async def fuzz_auth(db: AsyncEngine) -> dict[str, str]:
-    return await token_for(db, "fuzz")
+    return await bearer_for(db, "fuzz")
 
 
 def test_no_endpoint_answers_500_to_odd_input(server: str, fuzz_auth: dict[str, str]) -> None:

@@ -204,5 +204,5 @@ async def test_the_global_replay_reads_no_partials(db: AsyncEngine) -> None:
         await runs.start(conn, created.run["id"], attempts=1, stage="analyzing", progress=10)
     params = {"after_id": 0, "owner": "alice", "limit": 10}
     async with db.connect() as conn:
-        rows = (await conn.execute(q("owner_events_after"), params)).mappings().all()
+        rows = (await conn.execute(q("global_replay_after"), params)).mappings().all()
     assert [row["type"] for row in rows] == ["queued", "started"]
