@@ -74,7 +74,7 @@ from service.schema import upgrade  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCRATCH = "tapeline_bench_sse"
-ADMIN_TOKEN = "bench-sse-admin-token"
+ADMIN_TOKEN = "bench-sse-admin-token-0123456789abcdef"
 OWNER = "bench"
 CLIENTS_SCRIPT = _BENCH_DIR / "_sse_clients.py"
 
@@ -190,6 +190,7 @@ class Server:
             ADMIN_TOKEN=ADMIN_TOKEN,
             TAPELINE_DATA_DIR=str(self.data_dir),
             SSE_HEARTBEAT_MS="15000",
+            MAX_STREAMS_PER_OWNER="0",  # --user-token: thousands of one owner's streams
         )
         command = [sys.executable, "-m", "service", "serve", "--no-worker", "--no-migrate"]
         with open(self.log_path, "wb") as log:

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from service.api import admin, audio, events, health, metrics, openapi, runs
 from service.api import uploads as tus_uploads
 from service.api import web as web_page
+from service.auth import FailedAuthentications
 from service.config import Settings, get_settings
 from service.context import open_context
 from service.cpu import shutdown_cpu_pool
@@ -74,7 +75,8 @@ HTTP_CODES = {
 
 async def tapeline_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TapelineError)
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    headers = getattr(exc, "headers", None)
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -139,7 +141,7 @@ def create_app(
                     await ctx.worker.stop()
         shutdown_cpu_pool()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
@@ -148,6 +150,9 @@ def create_app(
             Exception: unexpected_error,
         },
     )
+    app.state.auth_failures = FailedAuthentications(settings.auth_failures_per_minute)
+    app.state.streams_per_owner = events.StreamsPerOwner(settings.max_streams_per_owner)
+    return app
 
 
 SERVE_WITH_WORKER = "TAPELINE_SERVE_WITH_WORKER"
@@ -158,5 +163,5 @@ def serve_process() -> Starlette:
     """One of the API processes of `tapeline serve --processes N`. Uvicorn starts each one by
     importing this by name, so what `serve` decided reaches it through the environment."""
     settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
     return create_app(settings, with_worker=os.environ.get(SERVE_WITH_WORKER, "1") == "1")

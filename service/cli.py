@@ -36,7 +36,7 @@ def _settings() -> Settings:
 def _setup_logging(settings: Settings) -> None:
     from service.logs import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
 
 
 def _migrate(settings: Settings) -> None:
@@ -89,6 +89,7 @@ def serve(
         "timeout_graceful_shutdown": 5,
         "log_level": settings.log_level.lower(),
         "log_config": None,
+        "limit_concurrency": settings.serve_limit_concurrency,
     }
     if processes > 1:
         # Uvicorn's supervisor starts the processes, restarts any that dies, and on SIGTERM
@@ -133,9 +134,14 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
         if settings.metrics_port:
-            from prometheus_client import start_http_server
+            from service.metrics import serve_worker_metrics
 
-            start_http_server(settings.metrics_port)
+            token = settings.metrics_token
+            serve_worker_metrics(
+                settings.metrics_port,
+                settings.metrics_host,
+                token.get_secret_value() if token is not None else None,
+            )
         logging.getLogger("service.jobs.worker").info(
             "worker %s started%s",
             worker.id,
@@ -168,6 +174,9 @@ def token_create(name: Annotated[str, typer.Argument(help="The owner the token a
     """Create a token for NAME and print it (shown once; only its hash is stored)."""
     from service import tokens
 
+    if tokens.is_reserved_owner(name):
+        typer.echo(f"{name!r} is a reserved owner name; choose another.", err=True)
+        raise typer.Exit(2)
     token, _ = _with_connection(lambda conn: tokens.create(conn, name))
     typer.echo(token)
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     audio_retention_days: float | None = Field(None, gt=0)
     transcript_retention_days: float | None = Field(None, gt=0)
     upload_expiry_hours: float = Field(24, gt=0)
-    min_free_disk_mb: int = Field(0, ge=0)
+    min_free_disk_mb: int = Field(1_024, ge=0)
     cleanup_interval_ms: int = Field(300_000, ge=100)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -105,7 +105,33 @@ class Settings(BaseSettings):
     whisper_models_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
     tapeline_worker_engines: Annotated[list[str], NoDecode] | None = None
 
-    @field_validator("whisper_models_allowed", "tapeline_worker_engines", mode="before")
+    # Limits a token holder cannot get around (per owner, per process, per request).
+    auth_failures_per_minute: int = Field(20, ge=0)
+    metrics_token: SecretStr | None = None
+    metrics_host: str = "127.0.0.1"
+    gemini_models_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    openai_models_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    owner_max_stored_bytes: int = Field(20 * 1024**3, ge=0)
+    owner_max_open_uploads: int = Field(10, ge=0)
+    max_streams_per_owner: int = Field(20, ge=0)
+    serve_limit_concurrency: int | None = Field(20_000, ge=1)
+    cpu_worker_memory_mb: int = Field(4_096, ge=0)
+    staging_max_age_hours: float = Field(6, gt=0)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+        return value
+
+    @field_validator(
+        "whisper_models_allowed",
+        "tapeline_worker_engines",
+        "gemini_models_allowed",
+        "openai_models_allowed",
+        mode="before",
+    )
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -116,6 +142,23 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where named Whisper models are downloaded: WHISPER_MODELS_DIR or <data dir>/models."""
         return self.whisper_models_dir or self.tapeline_data_dir / "models"
+
+    def secret_values(self) -> list[str]:
+        """Values no log line may carry: the admin and metrics tokens, provider and S3 keys."""
+        values = [self.admin_token, self.aws_secret_access_key]
+        for secret in (self.gemini_api_key, self.openai_api_key, self.metrics_token):
+            values.append(secret.get_secret_value() if secret is not None else None)
+        return [v for v in values if v]
+
+    def models_allowed(self, engine: str) -> list[str] | None:
+        """The models a request may name for a cloud `engine`: the allow-list, else only the
+        configured model (a user never spends the operator's key on a model not chosen).
+        None: this engine has no list here."""
+        if engine == "gemini":
+            return self.gemini_models_allowed or [self.gemini_model]
+        if engine == "openai":
+            return self.openai_models_allowed or [self.openai_transcribe_model]
+        return None
 
     @field_validator("worker_retry_delays", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.cpu import set_memory_limit
 from service.database import (
     asyncpg_dsn,
     check_capacity,
@@ -80,6 +81,7 @@ def transcription_handlers(
 async def open_context(
     settings: Settings, *, engines: Mapping[str, Engine] | None = None
 ) -> AsyncIterator[Context]:
+    set_memory_limit(settings.cpu_worker_memory_mb)
     url = database_url(settings)
     db = create_engine(url, pool_size=pool_size(settings), pooled=is_pooled(settings))
     try:

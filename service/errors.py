@@ -51,6 +51,24 @@ class Forbidden(TapelineError):
     http_status = 403
 
 
+class TooManyRequests(TapelineError):
+    """Too many failed authentications from this address; wait before trying again."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.details.get("retry_after_s", 60))}
+
+
+class TooManyStreams(TapelineError):
+    """You hold as many event streams open as this server allows one owner."""
+
+    code = "too_many_streams"
+    http_status = 429
+
+
 class NotFound(TapelineError):
     """Nothing with that id exists for you."""
 
@@ -70,6 +88,20 @@ class UploadTooLarge(TapelineError):
 
     code = "upload_too_large"
     http_status = 413
+
+
+class BodyTooLarge(TapelineError):
+    """The request body is larger than this endpoint reads."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+class QuotaExceeded(TapelineError):
+    """This would take you past what the server keeps for one owner."""
+
+    code = "quota_exceeded"
+    http_status = 403
 
 
 class UnsupportedMediaType(TapelineError):
@@ -94,6 +126,15 @@ class EngineNotConfigured(TapelineError):
     """That transcription engine is not available on this server."""
 
     code = "engine_not_configured"
+    http_status = 422
+
+
+class ModelNotAllowed(TapelineError):
+    """The operator has not allowed that model for this engine; leave `model` out to use the
+    engine's configured one, or ask the operator to add it to the engine's allow-list
+    (WHISPER_MODELS_ALLOWED, GEMINI_MODELS_ALLOWED, OPENAI_MODELS_ALLOWED)."""
+
+    code = "model_not_allowed"
     http_status = 422
 
 
@@ -211,6 +252,22 @@ class RecordingTooLong(TapelineError):
 
     code = "too_long"
     http_status = 413
+
+
+class MemoryLimitExceeded(TapelineError):
+    """Processing this recording needed more memory than the server gives one process
+    (CPU_WORKER_MEMORY_MB). Split it into shorter files."""
+
+    code = "memory_limit_exceeded"
+    http_status = 413
+
+
+class CpuProcessDied(TapelineError):
+    """The process working on this recording died twice (killed from outside, or crashed).
+    Other work was not affected; try again later, or split the recording."""
+
+    code = "cpu_process_died"
+    http_status = 500
 
 
 class AudioMissing(TapelineError):
@@ -336,11 +393,3 @@ class ModelUnavailable(TapelineError):
 
     code = "model_unavailable"
     http_status = 503
-
-
-class ModelNotAllowed(TapelineError):
-    """This server does not offer that model. Leave `model` unset for the default, or ask the
-    operator to add it to WHISPER_MODELS_ALLOWED."""
-
-    code = "model_not_allowed"
-    http_status = 422

@@ -2,8 +2,9 @@
 
 A job's `job_id` and `run_id` (and, once known, its `engine`) are bound in a context variable
 where the job starts, so every line logged while it runs carries them, in whichever task.
-Tokens never reach a log: `access_token` query values, `Authorization` values and anything
-shaped like a Tapeline token are replaced before a line is written.
+Tokens never reach a log: `access_token` query values (percent-encoded too), `Authorization`
+values, anything shaped like a Tapeline token and the configured secrets themselves (admin
+token, provider keys) are replaced before a line is written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -21,7 +23,7 @@ REDACTED = "[redacted]"
 CONTEXT_FIELDS = ("run_id", "job_id", "engine")
 
 _PATTERNS = (
-    re.compile(r"(?i)(access_token=)[^&\s\"']+"),
+    re.compile(r"(?i)(access(?:_|%5f|%255f)token(?:=|%3d|%253d))[^&\s\"']+"),
     re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}\\]+"),
     re.compile(r"(?i)(\bbearer\s+)[\w.~+/=-]+"),
     re.compile(r"\b(tl_)[\w-]{8,}"),
@@ -32,11 +34,24 @@ _job: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
 )
 
 
+_secrets: tuple[str, ...] = ()
+
+
 def redact(text: str) -> str:
-    """`text` with every token-looking value replaced by `[redacted]`."""
+    """`text` with every configured secret and token-looking value replaced by `[redacted]`."""
+    for secret in _secrets:
+        text = text.replace(secret, REDACTED)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
+
+
+def redact_secrets(values: Iterable[str | None]) -> None:
+    """Also redact these exact values (the admin token, provider keys) wherever they appear;
+    longest first, so a secret containing another is replaced whole."""
+    global _secrets
+    found = {v for v in values if v and len(v) >= 8}
+    _secrets = tuple(sorted(found | set(_secrets), key=len, reverse=True))
 
 
 def bind_job(job_id: int, run_id: uuid.UUID | None) -> contextvars.Token[dict[str, Any] | None]:
@@ -135,10 +150,14 @@ def use_json(log_format: str, stream: IO[str]) -> bool:
 
 
 def configure_logging(
-    log_format: str = "auto", level: str = "INFO", stream: IO[str] | None = None
+    log_format: str = "auto",
+    level: str = "INFO",
+    stream: IO[str] | None = None,
+    secrets: Iterable[str | None] = (),
 ) -> None:
     """Route every logger (uvicorn's included) to one handler on stderr, at `level`; an earlier
     uvicorn configuration in the same process is undone (uvicorn.run sets its level again)."""
+    redact_secrets(secrets)
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(log_format, stream) else TextFormatter())

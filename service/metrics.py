@@ -6,14 +6,19 @@ at scrape time instead of being mirrored: queue depth from Postgres (one indexed
 SSE hub's open streams and delivered messages from the hub itself.
 
 Metrics are per process. An API process serves them at `/metrics`; a separate `tapeline worker`
-serves its own (job counters and durations) on `METRICS_PORT` when that is set.
+serves its own (job counters and durations) on `METRICS_PORT` when that is set, on loopback
+unless `METRICS_HOST` says otherwise. With `METRICS_TOKEN` both need it as a bearer token.
 """
 
 from __future__ import annotations
 
+import hmac
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,8 +27,10 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    make_wsgi_app,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.registry import Collector
 
 from service.errors import TapelineError
@@ -119,3 +126,30 @@ def render(snapshot: ScrapeSnapshot | None = None) -> tuple[bytes, str]:
         registry.register(SnapshotCollector(snapshot))
         body += generate_latest(registry)
     return body, CONTENT_TYPE_LATEST
+
+
+def bearer_matches(authorization: str | None, token: str | None) -> bool:
+    """Whether a scrape may read the metrics: always without METRICS_TOKEN, else only with
+    `Authorization: Bearer <METRICS_TOKEN>`."""
+    if not token:
+        return True
+    scheme, _, value = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
+
+
+def serve_worker_metrics(port: int, host: str, token: str | None) -> WSGIServer:
+    """The worker's metrics on `host:port` (loopback unless METRICS_HOST says otherwise), in a
+    daemon thread; with a token, a scrape without it gets 401."""
+    metrics_app = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"METRICS_TOKEN required\n"]
+        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

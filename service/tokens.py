@@ -30,6 +30,13 @@ class Principal:
 
 ADMIN = Principal(owner="admin", is_admin=True)
 
+RESERVED_OWNERS = frozenset({"admin", "administrator", "root", "system", "tapeline", "anonymous"})
+"""Owner names no token may act as: `admin` is the admin's own namespace, the rest look like it."""
+
+
+def is_reserved_owner(owner: str) -> bool:
+    return owner.strip().casefold() in RESERVED_OWNERS
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -41,6 +48,8 @@ def is_admin_token(presented: str, admin_token: str | None) -> bool:
 
 async def create(conn: AsyncConnection, owner: str) -> tuple[str, Row]:
     """A new token for `owner`; the plain token is returned once and never stored."""
+    if is_reserved_owner(owner):
+        raise ValueError(f"{owner!r} is a reserved owner name; choose another.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     params = {"owner": owner, "token_hash": hash_token(token), "token_prefix": token[:10]}
     row = (await conn.execute(q("insert_token"), params)).mappings().one()

@@ -85,7 +85,7 @@ def settings(database_url: URL, data_dir: Path) -> Settings:
     return load_settings(
         database_url=database_url.render_as_string(hide_password=False),
         tapeline_data_dir=data_dir,
-        admin_token="admin-secret",
+        admin_token="admin-secret-for-tests-0123456789abcdef",
         worker_retry_delays=[50, 100, 150],
         poll_interval_ms=100,
         job_lease_ms=1_500,
@@ -132,7 +132,7 @@ def subprocess_env(database_url: URL, data_dir: Path) -> Iterator[dict[str, str]
     env.update(
         DATABASE_URL=database_url.render_as_string(hide_password=False),
         TAPELINE_DATA_DIR=str(data_dir),
-        ADMIN_TOKEN="admin-secret",
+        ADMIN_TOKEN="admin-secret-for-tests-0123456789abcdef",
         POLL_INTERVAL_MS="100",
         JOB_LEASE_MS="1500",
         WORKER_RETRY_DELAYS="50,100,150",

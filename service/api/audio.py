@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -12,23 +14,27 @@ from service.database import Row
 from service.jobs import retention
 from service.media import library as audio_library
 from service.media import tombstones
-from service.media.storage import ensure_free_space
-from service.media.uploads import receive_audio
+from service.media.quotas import ensure_room
+from service.media.uploads import declared_length, receive_audio
 from service.runs.representations import audio_json, decode_cursor, page_json
 
 
 async def upload_audio(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    ensure_free_space(ctx.settings)
-    upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
-    row = await audio_library.accept_upload(
-        ctx.db,
-        ctx.storage,
-        principal.owner,
-        upload,
-        max_duration_ms=ctx.settings.max_audio_duration_ms,
-    )
+    await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, declared_length(request))
+    staging = ctx.storage.staging_path()
+    try:
+        upload = await receive_audio(request, staging, ctx.settings.max_upload_bytes)
+        row = await audio_library.accept_upload(
+            ctx.db,
+            ctx.storage,
+            principal.owner,
+            upload,
+            max_duration_ms=ctx.settings.max_audio_duration_ms,
+        )
+    finally:
+        await asyncio.to_thread(staging.unlink, missing_ok=True)
     return JSONResponse(audio_json(row), status_code=201)
 
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from service import metrics
 from service.context import Context
+from service.errors import Unauthorized
 from service.jobs import queue
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 
 async def scrape(request: Request) -> Response:
     ctx: Context = request.app.state.ctx
+    token = ctx.settings.metrics_token
+    expected = token.get_secret_value() if token is not None else None
+    if not metrics.bearer_matches(request.headers.get("authorization"), expected):
+        raise Unauthorized("Send METRICS_TOKEN as `Authorization: Bearer <token>`.")
     depth: dict[str, int] | None
     try:
         async with ctx.db.connect() as conn:

@@ -800,6 +800,51 @@ UPLOADS: Json = {
 
 AREAS: tuple[Mapping[str, Json], ...] = (HEALTH, AUDIO, RUNS, STREAMS, ADMIN, OPERATIONS, UPLOADS)
 
+# --- limits: what every operation may also answer when a limit is reached ----------------------
+
+LIMIT_REASONS = {
+    "401": "METRICS_TOKEN is set and was not sent as a bearer token (`unauthorized`).",
+    "403": "Past your quota of stored bytes or open uploads (`quota_exceeded`).",
+    "413": "The body is larger than accepted (`upload_too_large`, `body_too_large`).",
+    "422": "Unreadable audio, an unavailable engine, or a model not on the engine's allow-list "
+    "(`audio_unreadable`, `engine_not_configured`, `model_not_allowed`).",
+    "429": "Too many failed authentications from this address (`too_many_requests`, with "
+    "Retry-After), or, on a stream, as many streams open as one owner may hold "
+    "(`too_many_streams`).",
+}
+QUOTA_OPERATIONS = {("/api/audio", "post"), ("/api/transcribe", "post"), ("/api/uploads", "post")}
+QUERY_TOKEN_PATHS = {"/api/runs/events", "/api/runs/{runId}/events", "/api/audio/{audioId}/content"}
+
+
+def _limited(paths: Json) -> Json:
+    """`paths` with the limits' answers added: 429 on every authenticated operation, 413 on
+    every JSON body, 403 where a quota applies, 401 on /metrics; `?access_token=` only on
+    the streams and the audio content."""
+    limited: Json = {}
+    for path, operations in paths.items():
+        limited[path] = {}
+        for method, spec in operations.items():
+            spec = {**spec, "responses": dict(spec["responses"])}
+            responses = spec["responses"]
+
+            def add(code: str) -> None:
+                responses[code] = json_body(ref("Error"), LIMIT_REASONS[code])  # noqa: B023
+
+            if spec.get("security") != []:
+                add("429")
+                if path in QUERY_TOKEN_PATHS:
+                    spec["security"] = [{"bearer": []}, {"accessToken": []}]
+            if "application/json" in spec.get("requestBody", {}).get("content", {}):
+                add("413")
+            if (path, method) in QUOTA_OPERATIONS:
+                add("403")
+            if "422" in responses:
+                add("422")
+            if path == "/metrics":
+                add("401")
+            limited[path][method] = spec
+    return limited
+
 
 @cache
 def document() -> Json:
@@ -807,6 +852,7 @@ def document() -> Json:
     paths: Json = {}
     for area in AREAS:
         paths.update(area)
+    paths = _limited(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -817,7 +863,7 @@ def document() -> Json:
             '`{"error": {"code", "message"}}` with stable codes.',
         },
         "servers": [{"url": "/"}],
-        "security": [{"bearer": []}, {"accessToken": []}],
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
@@ -827,7 +873,8 @@ def document() -> Json:
                     "type": "apiKey",
                     "in": "query",
                     "name": "access_token",
-                    "description": "For EventSource, which cannot send headers.",
+                    "description": "Only on the event streams and audio content, which a "
+                    "browser's EventSource or audio element fetches without headers.",
                 },
             },
         },

@@ -8,7 +8,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from service.errors import InvalidRequest, NotFound
+from service.errors import BodyTooLarge, InvalidRequest, NotFound
+from service.inputs import printable, whole_number
 
 
 def path_uuid(request: Request, name: str, what: str) -> uuid.UUID:
@@ -25,10 +26,27 @@ def body_uuid(value: Any, field: str) -> uuid.UUID:
         raise InvalidRequest(f"`{field}` must be an id (a UUID).") from None
 
 
+MAX_JSON_BYTES = 64 * 1024
+
+
+async def bounded_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> bytes:
+    """The request body, refused (413) once it passes `max_bytes`, counted while it is read:
+    a chunked request declares no length to check first."""
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes:
+        raise BodyTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    return bytes(body)
+
+
 async def json_object(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await bounded_body(request) or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("The request body must be JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -39,7 +57,7 @@ def optional_str(body: dict[str, Any], field: str) -> str | None:
     value = body.get(field)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 100:
+    if not isinstance(value, str) or len(value) > 100 or printable(value) != value:
         raise InvalidRequest(f"`{field}` must be a short string.")
     return value
 
@@ -48,9 +66,10 @@ def limit(request: Request, default: int = 50, maximum: int = 200) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    number = whole_number(raw)
+    if number is None or not 1 <= number <= maximum:
         raise InvalidRequest(f"`limit` must be a whole number from 1 to {maximum}.")
-    return int(raw)
+    return number
 
 
 def idempotency_key(request: Request) -> str | None:

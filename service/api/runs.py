@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -23,10 +24,11 @@ from service.auth import authenticate
 from service.context import Context
 from service.database import Row
 from service.errors import Conflict, InvalidRequest
+from service.inputs import check_run_options, language_tag
 from service.media import library as audio_library
 from service.media import tombstones
-from service.media.storage import ensure_free_space
-from service.media.uploads import receive_audio
+from service.media.quotas import ensure_room
+from service.media.uploads import declared_length, receive_audio
 from service.runs import store as runs
 from service.runs.formats import MEDIA_TYPES, RENDERERS
 from service.runs.representations import decode_cursor, page_json, progress_json, run_json
@@ -64,33 +66,60 @@ async def create_run(request: Request) -> JSONResponse:
     return _submitted(run)
 
 
+def _run_options(ctx: Context, fields: dict[str, str]) -> dict[str, Any]:
+    """The form's run options, checked as `submit_run` will check them."""
+    names = ("engine", "model", "prompt", "hotwords")
+    options: dict[str, Any] = {k: optional_str(fields, k) for k in names}
+    options["language"] = language_tag(optional_str(fields, "language"))
+    options["analysis"] = optional_flag(fields, "analysis")
+    engine = options["engine"] or ctx.settings.tapeline_engine
+    check_run_options(ctx.settings, ctx.engines, engine, options["model"])
+    return options
+
+
+def _form_field_check(ctx: Context) -> Callable[[str, str], None]:
+    """Each option as it arrives, so a bad one is refused before the file is read on (the
+    model once the form is in: it is checked against the engine, which may come after it)."""
+
+    def check(name: str, value: str) -> None:
+        if name in RUN_OPTIONS and name != "model":
+            _run_options(ctx, {name: value})
+
+    return check
+
+
+RUN_OPTIONS = ("engine", "language", "model", "analysis")
+
+
 async def transcribe(request: Request) -> JSONResponse:
     """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`,
-    `prompt`, `hotwords`."""
+    `prompt`, `hotwords`.
+    The staged file is removed on every way out; only accepted audio keeps its bytes."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    ensure_free_space(ctx.settings)
-    upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
-    fields = ("engine", "language", "model", "prompt", "hotwords")
-    options = {k: optional_str(upload.fields, k) for k in fields}
     key = idempotency_key(request)
-    if key is not None:
-        async with ctx.db.connect() as conn:
-            earlier = await runs.by_idempotency_key(conn, principal.owner, key)
-        if earlier is not None:
-            await asyncio.to_thread(upload.path.unlink, missing_ok=True)
-            return _submitted(earlier)
-    analysis = optional_flag(upload.fields, "analysis")
-    audio = await audio_library.accept_upload(
-        ctx.db,
-        ctx.storage,
-        principal.owner,
-        upload,
-        max_duration_ms=ctx.settings.max_audio_duration_ms,
-    )
-    run = await submit_run(
-        ctx, principal, audio["id"], **options, idempotency_key=key, analysis=analysis
-    )
+    await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, declared_length(request))
+    staging = ctx.storage.staging_path()
+    try:
+        upload = await receive_audio(
+            request, staging, ctx.settings.max_upload_bytes, _form_field_check(ctx)
+        )
+        options = _run_options(ctx, upload.fields)
+        if key is not None:
+            async with ctx.db.connect() as conn:
+                earlier = await runs.by_idempotency_key(conn, principal.owner, key)
+            if earlier is not None:
+                return _submitted(earlier)
+        audio = await audio_library.accept_upload(
+            ctx.db,
+            ctx.storage,
+            principal.owner,
+            upload,
+            max_duration_ms=ctx.settings.max_audio_duration_ms,
+        )
+    finally:
+        await asyncio.to_thread(staging.unlink, missing_ok=True)
+    run = await submit_run(ctx, principal, audio["id"], **options, idempotency_key=key)
     return _submitted(run)
 
 

@@ -90,7 +90,7 @@ async def create(request: Request) -> Response:
     """Creation, and creation-with-upload when the POST carries bytes."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    ensure_free_space(ctx.settings)
+    ensure_free_space(ctx.settings, ctx.storage)
     length = tus.parse_length(request.headers.get("upload-length"), "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     upload = await tus.create(ctx, principal, length, metadata)
@@ -127,7 +127,7 @@ async def patch(request: Request) -> Response:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     _checked_body_type(request)
-    ensure_free_space(ctx.settings)
+    ensure_free_space(ctx.settings, ctx.storage)
     upload_id = path_uuid(request, "upload_id", "upload")
     offset = tus.parse_length(request.headers.get("upload-offset"), "Upload-Offset")
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))

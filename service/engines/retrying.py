@@ -149,7 +149,8 @@ class RetryPolicy:
 
 def classify_provider_error(exc: BaseException, secrets: Iterable[str] = ()) -> TapelineError:
     """A provider SDK's exception as the Tapeline error a user and the retry policy act on."""
-    error = _classify(exc)
+    secrets = tuple(secrets)
+    error = _classify(exc, secrets)
     error.message = redact(error.message, secrets)
     return error
 
@@ -162,13 +163,16 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _classify(exc: BaseException) -> TapelineError:
+def _classify(exc: BaseException, secrets: Iterable[str]) -> TapelineError:
+    """The error for `exc`; a provider's own message is redacted before it is cut short, so a
+    key straddling the cut cannot survive in part."""
     if isinstance(exc, TapelineError):
         return exc
     if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
         return UpstreamTimeout()
     if isinstance(exc, openai.APIStatusError):
-        return _from_status(exc.status_code, exc.response.headers, _openai_message(exc), exc.body)
+        said = redact(_openai_message(exc), secrets)
+        return _from_status(exc.status_code, exc.response.headers, said, exc.body)
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return UpstreamUnavailable(
             "The connection to the transcription provider failed (reset or refused)."
@@ -177,7 +181,7 @@ def _classify(exc: BaseException) -> TapelineError:
         headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
         message = str(exc.message or exc.status or "")
         body = message if message.lstrip().startswith("<") else exc.details
-        return _from_status(exc.code, headers, message, body)
+        return _from_status(exc.code, headers, redact(message, secrets), body)
     if isinstance(
         exc,
         json.JSONDecodeError

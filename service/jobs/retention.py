@@ -6,6 +6,8 @@ removed before its row, so a pass interrupted half-way leaves rows the next pass
 deleting a blob that is already gone is not an error.
 
 - Unfinished tus uploads past their expiry (UPLOAD_EXPIRY_HOURS) go with their partial bytes.
+- Staging files untouched for STAGING_MAX_AGE_HOURS (a process died mid-upload) go; this part
+  is local to the machine, so every worker does it for its own staging area, lock or not.
 - Audio older than AUDIO_RETENTION_DAYS loses its bytes; the row stays (`purged_at`) while
   transcripts made from it are kept, and goes once no run refers to it.
 - Finished runs older than TRANSCRIPT_RETENTION_DAYS go with their stored transcript, their
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.database import Row
 from service.media import tombstones, tus
-from service.media.storage import Storage
+from service.media.storage import Storage, sweep_staging
 from service.queries import q
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,10 @@ class Janitor:
         interval = self.settings.cleanup_interval_ms / 1000
         while True:
             try:
+                max_age_s = self.settings.staging_max_age_hours * 3600
+                swept = await asyncio.to_thread(sweep_staging, self.storage, max_age_s)
+                if swept:
+                    log.info("cleanup removed %d stale staging files", swept)
                 report = await cleanup_once(self.db, self.storage, self.settings)
                 if report is not None and report.total:
                     log.info("cleanup removed %s", report)

@@ -108,7 +108,7 @@ async def open_global_stream(
                 snapshot = (await conn.execute(q("active_runs_snapshot"), scope)).mappings().one()
                 return snapshot, ()
             params = {"after_id": last_event_id, "owner": principal.scope, "limit": REPLAY_LIMIT}
-            return None, (await conn.execute(q("owner_events_after"), params)).mappings().all()
+            return None, (await conn.execute(q("global_replay_after"), params)).mappings().all()
 
     try:
         snapshot, replay = await reconnecting(read)

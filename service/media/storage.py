@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -248,6 +249,20 @@ def free_disk_mb(path: Path) -> int:
     return shutil.disk_usage(path).free // (1024 * 1024)
 
 
+def sweep_staging(storage: Storage, max_age_s: float) -> int:
+    """Remove staging files untouched for `max_age_s` (left by a process that died mid-upload);
+    a file still being written keeps a fresh mtime. Returns how many went."""
+    staging = storage.staging_path().parent
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in staging.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def open_storage(settings: Settings) -> Storage:
     """The backend `STORAGE_URL` names: `file:///path` (default: the data dir) or
     `s3://bucket/prefix` with the standard AWS_* endpoint and credential variables."""
@@ -267,12 +282,14 @@ def open_storage(settings: Settings) -> Storage:
     raise ConfigError(f"STORAGE_URL must start with file:// or s3://, not {url!r}")
 
 
-def ensure_free_space(settings: Settings) -> None:
-    """Refuse an upload (507) when the local data disk is below MIN_FREE_DISK_MB."""
+def ensure_free_space(settings: Settings, storage: Storage | None = None) -> None:
+    """Refuse an upload (507) when the disk it is written to is below MIN_FREE_DISK_MB: the
+    storage root for `file://` storage (the staging area, where S3 uploads are received)."""
     if settings.min_free_disk_mb <= 0:
         return
-    settings.tapeline_data_dir.mkdir(parents=True, exist_ok=True)
-    free = free_disk_mb(settings.tapeline_data_dir)
+    where = settings.tapeline_data_dir if storage is None else storage.staging_path().parent
+    where.mkdir(parents=True, exist_ok=True)
+    free = free_disk_mb(where)
     if free < settings.min_free_disk_mb:
         raise InsufficientStorage(
             f"The server has {free} MB of disk free, less than the {settings.min_free_disk_mb} MB"

@@ -30,7 +30,6 @@ from service.database import Row
 from service.errors import (
     ChecksumMismatch,
     Conflict,
-    EngineNotConfigured,
     InvalidRequest,
     OffsetMismatch,
     TapelineError,
@@ -38,8 +37,15 @@ from service.errors import (
     UploadLocked,
     UploadTooLarge,
 )
+from service.inputs import (
+    check_run_options,
+    clean_filename,
+    language_tag,
+    printable,
+    whole_number,
+)
 from service.media import library as audio_library
-from service.media import tombstones
+from service.media import quotas, tombstones
 from service.media.storage import Storage, audio_key
 from service.queries import q
 from service.tokens import Principal
@@ -83,7 +89,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             value = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest(f"Upload-Metadata value for {key!r} is not base64.") from None
-        metadata[key] = value
+        metadata[printable(key)] = printable(value)
     return metadata
 
 
@@ -111,9 +117,10 @@ def parse_checksum(header: str | None) -> Checksum | None:
 
 
 def parse_length(value: str | None, header: str) -> int:
-    if value is None or not value.isdigit():
+    number = whole_number(value)
+    if number is None:
         raise InvalidRequest(f"{header} must be a non-negative whole number.")
-    return int(value)
+    return number
 
 
 def upload_options(metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -121,7 +128,7 @@ def upload_options(metadata: Mapping[str, str]) -> dict[str, Any]:
     `name`, and `filetype` or `type`)."""
     filename = metadata.get("filename") or metadata.get("name") or "audio"
     return {
-        "filename": filename.rsplit("/", 1)[-1][:255] or "audio",
+        "filename": clean_filename(filename),
         "content_type": metadata.get("filetype") or metadata.get("type") or None,
         "language": metadata.get("language") or None,
         "engine": metadata.get("engine") or None,
@@ -137,11 +144,11 @@ async def create(ctx: Context, principal: Principal, length: int, metadata: dict
         raise UploadTooLarge(
             f"The file is larger than this server accepts ({ctx.settings.max_upload_bytes} bytes)."
         )
-    engine = upload_options(metadata)["engine"]
-    if engine is not None and engine not in ctx.engines:
-        raise EngineNotConfigured(
-            f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
-        )
+    options = upload_options(metadata)
+    language_tag(options["language"])
+    if options["engine"] is not None or options["model"] is not None:
+        engine = options["engine"] or ctx.settings.tapeline_engine
+        check_run_options(ctx.settings, ctx.engines, engine, options["model"])
     params = {
         "owner": principal.owner,
         "length": length,
@@ -150,6 +157,10 @@ async def create(ctx: Context, principal: Principal, length: int, metadata: dict
         "expiry_s": ctx.settings.upload_expiry_hours * 3600,
     }
     async with ctx.db.begin() as conn:
+        await quotas.lock_quota(conn, principal.owner)
+        await quotas.check_quota(
+            conn, ctx.settings, principal.owner, incoming_bytes=length, new_upload=True
+        )
         return (await conn.execute(q("insert_upload"), params)).mappings().one()
 
 
@@ -181,6 +192,15 @@ async def append(
     upload = await get(ctx.db, principal, upload_id)
     if upload["status"] != "receiving":
         raise Conflict("This upload is complete; it accepts no more bytes.")
+    if is_complete(upload):
+        if offset != upload["upload_offset"]:
+            raise OffsetMismatch(
+                f"Upload-Offset is {offset} but the upload stands at {upload['upload_offset']}."
+            )
+        async for chunk in body:
+            if chunk:
+                raise InvalidRequest("The body goes past Upload-Length.")
+        return upload  # every byte is in: the caller finishes the completion an error cut short
     token = uuid.uuid4()
     lease = {"upload_id": upload_id, "token": token, "lease_s": LEASE_S}
     async with ctx.db.begin() as conn:
@@ -264,11 +284,19 @@ def is_complete(upload: Row) -> bool:
 
 
 async def assemble(ctx: Context, upload: Row) -> Row:
-    """The last byte is in: assemble the blob and validate it as audio, like `POST /api/audio`."""
+    """The last byte is in: assemble the blob and validate it as audio, like `POST /api/audio`.
+
+    The audio is recorded on the upload at once, so a completion retried after a later step
+    failed (the run's submission) returns that audio instead of assembling again."""
+    if upload["audio_id"] is not None:
+        async with ctx.db.connect() as conn:
+            existing = await audio_library.get(conn, upload["audio_id"], upload["owner"])
+        if existing is not None:
+            return existing
     options = upload_options(upload["metadata"])
     await ctx.storage.finish_append(upload["storage_key"], upload["storage_state"])
     try:
-        return await audio_library.accept_stored(
+        audio = await audio_library.accept_stored(
             ctx.db,
             ctx.storage,
             upload["owner"],
@@ -280,6 +308,11 @@ async def assemble(ctx: Context, upload: Row) -> Row:
     except TapelineError as error:
         await _finish(ctx.db, upload, "failed", error=error)
         raise
+    async with ctx.db.begin() as conn:
+        await conn.execute(
+            q("set_upload_audio"), {"upload_id": upload["id"], "audio_id": audio["id"]}
+        )
+    return audio
 
 
 async def mark_completed(

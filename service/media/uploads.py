@@ -1,7 +1,10 @@
 """Receiving an audio upload: multipart streamed to a staging file, size-capped, hashed.
 
 Nothing is held whole in memory: each chunk of the request body goes through the multipart
-parser straight to disk. The caller probes the staged file and either adopts or deletes it.
+parser straight to disk. Everything else is bounded whether or not the request declares its
+length: the number of parts, each part's header bytes, and all text fields together. Each text
+field is checked as it ends, so a bad option is refused before the rest of the file is read.
+The caller probes the staged file and either adopts or deletes it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -20,9 +24,15 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 from service.errors import InvalidRequest, TapelineError, UnsupportedMediaType, UploadTooLarge
+from service.inputs import clean_filename, printable, whole_number
 from service.metrics import UPLOAD_BYTES
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FORM_BYTES = 256 * 1024
+MAX_PARTS = 32
+MAX_PART_HEADER_BYTES = 16 * 1024
+
+FieldCheck = Callable[[str, str], None]
 
 
 @dataclass
@@ -38,9 +48,13 @@ class ReceivedUpload:
 class _Collector:
     """Multipart callbacks: the `file` part goes to disk, small text fields to memory."""
 
-    def __init__(self, staging: Path, max_bytes: int) -> None:
+    def __init__(self, staging: Path, max_bytes: int, check: FieldCheck | None = None) -> None:
         self.staging = staging
         self.max_bytes = max_bytes
+        self.check = check
+        self.parts = 0
+        self.header_bytes = 0
+        self.form_bytes = 0
         self.fields: dict[str, str] = {}
         self.file: io.BufferedWriter | None = None
         self.filename: str | None = None
@@ -66,13 +80,24 @@ class _Collector:
         }
 
     def part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"Send at most {MAX_PARTS} form fields.")
         self._headers = {}
         self._value = bytearray()
+        self.header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_PART_HEADER_BYTES:
+            raise InvalidRequest("A form field's headers are too long.")
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_name += data[start:end]
 
     def header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_value += data[start:end]
 
     def header_end(self) -> None:
@@ -88,7 +113,7 @@ class _Collector:
         if self._is_file:
             if self.file is not None:
                 raise InvalidRequest("Send exactly one file in the `file` field.")
-            self.filename = (filename or b"audio").decode("utf-8", "replace").rsplit("/", 1)[-1]
+            self.filename = clean_filename((filename or b"audio").decode("utf-8", "replace"))
             content_type = self._headers.get(b"content-type")
             self.content_type = content_type.decode("latin-1") if content_type else None
             self.file = self.staging.open("wb")
@@ -106,28 +131,42 @@ class _Collector:
             self.file.write(chunk)
         else:
             self._value += chunk
+            self.form_bytes += len(chunk)
             if len(self._value) > MAX_FIELD_BYTES:
                 raise InvalidRequest(f"The form field {self._name!r} is too long.")
+            if self.form_bytes > MAX_FORM_BYTES:
+                raise InvalidRequest("The form's fields are too long together.")
 
     def part_end(self) -> None:
         if not self._is_file and self._name:
-            self.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = printable(self._value.decode("utf-8", "replace"))
+            if self.check is not None:
+                self.check(self._name, value)
+            self.fields[self._name] = value
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
 
 
-async def receive_audio(request: Request, staging: Path, max_bytes: int) -> ReceivedUpload:
-    """Stream a multipart body to `staging`; raises a 4xx TapelineError on bad input."""
+def declared_length(request: Request) -> int:
+    """The body's declared Content-Length, or 0 for a chunked body (which declares none)."""
+    return whole_number(request.headers.get("content-length")) or 0
+
+
+async def receive_audio(
+    request: Request, staging: Path, max_bytes: int, check: FieldCheck | None = None
+) -> ReceivedUpload:
+    """Stream a multipart body to `staging`; raises a 4xx TapelineError on bad input (and then
+    nothing is left in staging). `check(name, value)` sees each text field as it ends."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType()
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MAX_FIELD_BYTES * 4:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes + MAX_FORM_BYTES + MAX_PARTS * 1024:
         raise UploadTooLarge(f"The file is larger than this server accepts ({max_bytes} bytes).")
-    collector = _Collector(staging, max_bytes)
+    collector = _Collector(staging, max_bytes, check)
     parser = MultipartParser(boundary, cast("MultipartCallbacks", collector.callbacks()))
     try:
         async for chunk in request.stream():

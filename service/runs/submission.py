@@ -11,7 +11,8 @@ from service.context import Context
 from service.database import Row
 from service.engines import job_needs, worker_serves
 from service.engines.local import check_run
-from service.errors import Conflict, Deleted, EngineNotConfigured, InvalidRequest, NotFound
+from service.errors import Conflict, Deleted, InvalidRequest, NotFound
+from service.inputs import check_run_options, language_tag
 from service.jobs import queue
 from service.media import library as audio_library
 from service.media import tombstones, tus
@@ -60,10 +61,8 @@ async def submit_run(
     this process dies, its lease expires and a worker finishes it like any other job.
     """
     engine = engine or ctx.settings.tapeline_engine
-    if engine not in ctx.engines:
-        raise EngineNotConfigured(
-            f"The engine {engine!r} is not available here. Available: {', '.join(ctx.engines)}."
-        )
+    language = language_tag(language)
+    check_run_options(ctx.settings, ctx.engines, engine, model)
     for name, value in (("prompt", prompt), ("hotwords", hotwords)):
         if value is not None and len(value) > MAX_VOCABULARY_CHARS:
             raise InvalidRequest(f"`{name}` may be at most {MAX_VOCABULARY_CHARS} characters.")
@@ -157,7 +156,8 @@ async def _visible_run(conn: AsyncConnection, run_id: uuid.UUID, principal: Prin
 
 
 async def complete_upload(ctx: Context, upload: Row) -> Row:
-    """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run."""
+    """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run.
+    Idempotent: a completion retried after a failure returns the same audio and run."""
     audio = await tus.assemble(ctx, upload)
     options = tus.upload_options(upload["metadata"])
     run_id = None
@@ -171,6 +171,7 @@ async def complete_upload(ctx: Context, upload: Row) -> Row:
             model=options["model"],
             prompt=options.get("prompt"),
             hotwords=options.get("hotwords"),
+            idempotency_key=f"tus-upload:{upload['id']}",
         )
         run_id = run["id"]
     return await tus.mark_completed(ctx.db, upload, audio["id"], run_id)

@@ -370,11 +370,13 @@ WHERE id = :upload_id AND lock_token = :token;
 
 -- commit_upload_bytes --
 -- The bytes of one PATCH are durable in storage: record the new offset and the backend's state;
--- the expiry restarts, so a slow but living upload is not discarded.
+-- the expiry restarts, so a slow but living upload is not discarded, though never past
+-- seven expiry periods from its creation (a trickle cannot hold space forever).
 UPDATE upload
 SET upload_offset = :upload_offset, storage_state = CAST(:storage_state AS jsonb),
     lock_token = NULL, locked_until = NULL, updated_at = now(),
-    expires_at = now() + make_interval(secs => :expiry_s)
+    expires_at = LEAST(now() + make_interval(secs => :expiry_s),
+                       created_at + make_interval(secs => :expiry_s * 7))
 WHERE id = :upload_id AND lock_token = :token
 RETURNING *, now() AS now;
 
@@ -537,3 +539,31 @@ SELECT current_setting('max_connections')::int AS max,
                     - (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user),
                     2147483647)
        ) + 1 AS free;
+
+-- lock_owner_quota --
+-- Serialise one owner's quota check and upload creation, so parallel requests cannot both fit.
+SELECT pg_advisory_xact_lock(hashtextextended('quota:' || :owner, 0));
+
+-- owner_usage --
+-- Quotas: the bytes an owner's audio holds, the bytes its open tus uploads reserve, and how many.
+SELECT
+  (SELECT coalesce(sum(size_bytes), 0) FROM audio
+   WHERE owner = :owner AND purged_at IS NULL)::bigint AS stored_bytes,
+  (SELECT coalesce(sum(length), 0) FROM upload
+   WHERE owner = :owner AND status = 'receiving' AND expires_at > now())::bigint AS reserved_bytes,
+  (SELECT count(*) FROM upload
+   WHERE owner = :owner AND status = 'receiving' AND expires_at > now()) AS open_uploads;
+
+-- set_upload_audio --
+-- A finished upload's audio is known before its run is submitted: a retried completion reuses it.
+UPDATE upload SET audio_id = :audio_id, updated_at = now() WHERE id = :upload_id;
+
+-- global_replay_after --
+-- A global stream resumed after an id: the caller's transitions (everyone's for admin) without
+-- the partial transcripts, which only run streams carry, so none is read only to be dropped.
+SELECT e.id, e.run_id, e.owner, e.type, e.payload, r.audio_id
+FROM run_event e JOIN transcript_run r ON r.id = e.run_id
+WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
+  AND e.type <> 'partial'
+ORDER BY e.id
+LIMIT :limit;

@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ADMIN_TOKEN = "admin-secret"  # the subprocess_env fixture's ADMIN_TOKEN
+ADMIN_TOKEN = "admin-secret-for-tests-0123456789abcdef"  # the subprocess_env fixture's ADMIN_TOKEN
 # Words of tests.speech's first sentences that pocketsphinx hears reliably in flite's voice.
 SPOKEN = {"weather", "sunny", "warm", "umbrella", "office", "brother", "guitar", "evening", "train"}
 WAIT_MS = 90_000

@@ -40,7 +40,12 @@ class Cluster:
 def cluster(
     subprocess_env: dict[str, str], speech_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    env = env_with(subprocess_env, TRANSCRIBE_SYNC_MAX_DURATION_MS="0", SSE_HEARTBEAT_MS="500")
+    env = env_with(
+        subprocess_env,
+        TRANSCRIBE_SYNC_MAX_DURATION_MS="0",
+        SSE_HEARTBEAT_MS="500",
+        MAX_STREAMS_PER_OWNER="0",  # load tests: hundreds of streams of one owner
+    )
     logs = tmp_path_factory.mktemp("cluster")
     clip = speak("status updates for everyone", speech_dir / "status.wav")
     with ExitStack() as stack:
@@ -337,7 +342,7 @@ async def test_ten_thousand_connects_and_disconnects_leave_nothing_behind(
     cluster: Cluster, db: AsyncEngine
 ) -> None:
     token, _ = await bearer(db, "erin")
-    admin = {"Authorization": "Bearer admin-secret"}
+    admin = {"Authorization": "Bearer admin-secret-for-tests-0123456789abcdef"}
     cycles, parallel = 10_000, 50
 
     async def state(client: httpx.AsyncClient) -> dict[str, int]:

@@ -99,7 +99,7 @@ def test_serve_with_two_processes_shares_one_port_and_stops_on_sigterm(
     ).stdout.strip()
     clip = speak("two processes answer on one port", speech_dir / "two-processes.wav")
     log = tmp_path / "serve.log"
-    admin = {"Authorization": "Bearer admin-secret"}
+    admin = {"Authorization": "Bearer admin-secret-for-tests-0123456789abcdef"}
     with api_server(env, log, "--processes", "2", "--no-migrate") as base:
         pids: set[int] = set()
         deadline = time.monotonic() + 30

@@ -106,3 +106,12 @@ class RecordingHandler:
 
     async def on_release(self, conn: AsyncConnection, job: ClaimedJob) -> None:
         self.outcomes.append(("release", job.id, None))
+
+
+async def bearer_for(db: AsyncEngine, owner: str) -> dict[str, str]:
+    """A new token of `owner`, as the Authorization header that sends it."""
+    from service import tokens
+
+    async with db.begin() as conn:
+        token, _ = await tokens.create(conn, owner)
+    return {"Authorization": f"Bearer {token}"}

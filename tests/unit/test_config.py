@@ -19,11 +19,11 @@ def test_defaults_match_what_existing_deployments_expect(monkeypatch: pytest.Mon
 def test_variables_are_read_under_their_documented_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_RETRY_DELAYS", "100, 200")
     monkeypatch.setenv("TASKS_INLINE_PROCESSING", "1")
-    monkeypatch.setenv("ADMIN_TOKEN", "s3cret")
+    monkeypatch.setenv("ADMIN_TOKEN", "s3cret" * 6)
     s = load_settings()
     assert s.worker_retry_delays == [100, 200]
     assert [s.retry_delay_ms(n) for n in (1, 2, 3, 9)] == [100, 200, 200, 200]
-    assert s.tasks_inline_processing and s.admin_token == "s3cret"
+    assert s.tasks_inline_processing and s.admin_token == "s3cret" * 6
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,7 @@ def test_variables_are_read_under_their_documented_names(monkeypatch: pytest.Mon
         ("WORKER_RETRY_DELAYS", "5000,soon"),
         ("WORKER_RETRY_DELAYS", ","),
         ("JOB_LEASE_MS", "-5"),
+        ("ADMIN_TOKEN", "short-admin-token"),
     ],
 )
 def test_a_bad_value_is_reported_with_its_variable_name(

@@ -115,3 +115,32 @@ def test_text_format_and_auto() -> None:
         root.handlers[:] = saved
     assert stream.getvalue().rstrip().endswith("hello access_token=[redacted] [job_id=7]")
     assert logs.use_json("auto", io.StringIO()) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /api/runs/events?access%5Ftoken=s3cretvalue&x=1",
+        "GET /api/runs/events?access_token%3Ds3cretvalue",
+        "GET /api/runs/events?ACCESS%5fTOKEN=s3cretvalue",
+    ],
+)
+def test_percent_encoded_access_tokens_are_redacted(text: str) -> None:
+    """Issue 15, finding 7: `access%5Ftoken=` went through the redactor untouched."""
+    assert "s3cretvalue" not in logs.redact(text)
+
+
+def test_configured_secrets_are_redacted_from_every_line() -> None:
+    """Issue 15, finding 11: the redactor did not know the provider keys or the admin token."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure_logging("text", "INFO", stream, secrets=["AIzaProviderKey0123456789", None])
+        logging.getLogger("service.test").warning(
+            "provider said: bad key AIzaProviderKey0123456789"
+        )
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert "AIzaProviderKey" not in stream.getvalue() and "[redacted]" in stream.getvalue()

@@ -74,3 +74,23 @@ def test_a_worker_has_no_stream_or_queue_gauges() -> None:
     )
     assert b"tapeline_queue_depth" not in body and b"tapeline_sse_connections" not in body
     assert b"tapeline_jobs_finished_total" in body
+
+
+def test_the_workers_metrics_listen_on_loopback_and_can_require_a_token() -> None:
+    """Issue 15, finding 10: the worker's metrics server listened on every interface, open."""
+    import httpx
+
+    from service.config import Settings
+
+    assert Settings().metrics_host == "127.0.0.1"
+    server = metrics.serve_worker_metrics(0, Settings().metrics_host, "scrape-token")
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+        auth = {"Authorization": "Bearer scrape-token"}
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth)
+        assert scraped.status_code == 200 and "tapeline_" in scraped.text
+    finally:
+        server.shutdown()
+        server.server_close()

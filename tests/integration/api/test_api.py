@@ -20,7 +20,7 @@ from tests.server import api_server, env_with
 from tests.speech import speak
 
 MAX_UPLOAD = 400_000
-ADMIN = {"Authorization": "Bearer admin-secret"}
+ADMIN = {"Authorization": "Bearer admin-secret-for-tests-0123456789abcdef"}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,8 @@ async def test_requests_without_a_valid_token_are_refused(server: str) -> None:
         response = httpx.get(f"{server}/api/runs", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
-    assert httpx.get(f"{server}/api/runs?access_token=admin-secret").status_code == 200
+    in_url = httpx.get(f"{server}/api/runs?access_token={ADMIN['Authorization'][7:]}")
+    assert in_url.status_code == 401, "a token in the URL is for the streams only"
 
 
 async def test_upload_then_inline_run_returns_the_finished_transcript(

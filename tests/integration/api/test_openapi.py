@@ -47,7 +47,7 @@ TUS_SERVED = any(getattr(route, "path", "").startswith(TUS_PREFIX) for route in 
 def served(
     subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    env = env_with(subprocess_env, MAX_UPLOAD_BYTES="200000")
+    env = env_with(subprocess_env, MAX_UPLOAD_BYTES="200000", AUTH_FAILURES_PER_MINUTE="0")
     token = subprocess.run(
         tapeline("token", "create", "fuzz"), env=env, capture_output=True, text=True, check=True
     ).stdout.strip()

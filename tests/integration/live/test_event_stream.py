@@ -184,3 +184,25 @@ async def test_a_send_that_fails_in_the_hubs_delivery_fails_only_its_own_stream(
         await until(lambda: reader.progress_values() == [1, 2, 3])
     assert failing.progress_values() == [1]
     assert hub.subscriber_count == 0
+
+
+async def test_the_global_replay_reads_no_partials(db: AsyncEngine) -> None:
+    """Issue 15, finding 6: the replay read up to 10,000 rows including partial transcripts it
+    then threw away; now they stay in the table."""
+    from service.engines.base import Partial, Segment
+    from service.queries import q
+
+    audio = await make_audio(db, "alice")
+    async with db.begin() as conn:
+        created = await runs.create_run(
+            conn, audio_id=audio["id"], owner="alice", engine="local", model=None, language=None
+        )
+        for index in range(30):
+            segment = Segment(index * 1000, index * 1000 + 500, f"chunk {index}")
+            partial = Partial(index, index * 1000, index * 1000 + 1000, (segment,))
+            await runs.record_partial(conn, created.run, partial)
+        await runs.start(conn, created.run["id"], attempts=1, stage="analyzing", progress=10)
+    params = {"after_id": 0, "owner": "alice", "limit": 10}
+    async with db.connect() as conn:
+        rows = (await conn.execute(q("global_replay_after"), params)).mappings().all()
+    assert [row["type"] for row in rows] == ["queued", "started"]

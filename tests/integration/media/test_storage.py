@@ -133,3 +133,32 @@ def test_uploads_are_refused_below_min_free_disk(settings: Settings) -> None:
     with pytest.raises(InsufficientStorage) as refused:
         ensure_free_space(settings.model_copy(update={"min_free_disk_mb": 10**12}))
     assert refused.value.http_status == 507 and "MIN_FREE_DISK_MB" in refused.value.message
+
+
+def test_free_space_is_checked_where_the_storage_writes(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, finding 5: the check looked at the data dir, not a `file://` storage root."""
+    from service.media import storage as storage_module
+
+    asked: list[Path] = []
+    monkeypatch.setattr(storage_module, "free_disk_mb", lambda path: asked.append(path) or 10**9)
+    root = tmp_path / "elsewhere"
+    local = open_storage(settings.model_copy(update={"storage_url": f"file://{root}"}))
+    ensure_free_space(settings.model_copy(update={"min_free_disk_mb": 1}), local)
+    assert asked and root.resolve() in asked[0].resolve().parents
+    assert Settings().min_free_disk_mb > 0, "a free-space reserve by default"
+
+
+def test_stale_staging_files_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None:
+    """Issue 15, finding 2: nothing swept `blobs/staging`."""
+    from service.media.storage import sweep_staging
+
+    storage = LocalStorage(tmp_path / "blobs")
+    stale, fresh = storage.staging_path(), storage.staging_path()
+    stale.write_bytes(b"left by a process that died mid-upload")
+    fresh.write_bytes(b"an upload still arriving")
+    day_ago = stale.stat().st_mtime - 86_400
+    os.utime(stale, (day_ago, day_ago))
+    assert sweep_staging(storage, 3600) == 1
+    assert not stale.exists() and fresh.exists()

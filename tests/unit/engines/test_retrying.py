@@ -141,3 +141,12 @@ async def test_each_attempt_is_cut_off_at_its_timeout_and_the_whole_at_the_deadl
     assert failed.value.code == "upstream_timeout"
     assert 0.6 < time.monotonic() - started < 1.2
     assert 3 <= attempts <= 4
+
+
+def test_a_key_straddling_the_message_cut_is_redacted_whole() -> None:
+    """Issue 15, finding 11: the message was cut to 300 characters before redaction, so a key
+    across the cut survived in part."""
+    key = "sk-live-" + "k" * 40
+    message = "x" * 280 + " " + key + " tail"
+    error = classify_provider_error(_openai_status(400, {"error": {"message": message}}), [key])
+    assert key[:12] not in error.message and "[redacted]" in error.message
