@@ -26,7 +26,8 @@ from tests.s3 import S3Endpoint, moto_server
 
 TEST_DATABASE = f"tapeline_test_{os.getpid()}"
 TABLES = (
-    "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone"
+    "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone,"
+    " webhook_message, webhook_job, webhook_delivery, webhook_gone"
 )
 DEADLOCK = "40P01"
 

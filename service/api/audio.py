@@ -5,23 +5,34 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api.params import limit, path_uuid
+from service.api.params import is_json, json_object, limit, path_uuid
 from service.auth import authenticate
 from service.context import Context
 from service.database import Row
 from service.jobs import retention
 from service.media import library as audio_library
 from service.media import tombstones
+from service.media.fetch import Fetcher
 from service.media.storage import ensure_free_space
 from service.media.uploads import receive_audio
 from service.runs.representations import audio_json, decode_cursor, page_json
 
 
 async def upload_audio(request: Request) -> JSONResponse:
+    """A multipart upload, or JSON `{"url": ...}`: the file fetched into storage in this request
+    (within FETCH_TIMEOUT_MS and MAX_UPLOAD_BYTES), then probed like an upload."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    ensure_free_space(ctx.settings)
-    upload = await receive_audio(request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes)
+    if is_json(request):
+        fetcher = Fetcher.from_settings(ctx.settings)
+        url = fetcher.check((await json_object(request)).get("url"))
+        ensure_free_space(ctx.settings)
+        upload = await fetcher.fetch(url, ctx.storage.staging_path())
+    else:
+        ensure_free_space(ctx.settings)
+        upload = await receive_audio(
+            request, ctx.storage.staging_path(), ctx.settings.max_upload_bytes
+        )
     row = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
     return JSONResponse(audio_json(row), status_code=201)
 

@@ -25,6 +25,12 @@ def body_uuid(value: Any, field: str) -> uuid.UUID:
         raise InvalidRequest(f"`{field}` must be an id (a UUID).") from None
 
 
+def is_json(request: Request) -> bool:
+    """Whether the body is JSON (audio by URL) rather than a multipart upload."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
