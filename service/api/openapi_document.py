@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 document served at /openapi.json, built from plain dicts, one block per area.
 
 Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `WEBHOOKS`, `UPLOADS`) is
-a mapping of paths; `document()` merges them with the shared schemas. A new area is one more mapping in
-`AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data` carries is
-described by the `RunStreamMessage` and `GlobalStreamMessage` schemas (`x-message-schema`).
+a mapping of paths; `document()` merges them with the shared schemas. A new area is one more
+mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
+carries is described by the `RunStreamMessage` and `GlobalStreamMessage` schemas
+(`x-message-schema`).
 """
 
 from __future__ import annotations
