@@ -11,7 +11,6 @@ import pytest
 from service.config import load_settings
 from service.errors import FetchFailed, FetchTooLarge
 from service.media.fetch import DeferToWorker, Fetcher
-from service.outbound import parse_allowance
 from tests.receiver import redirect, send_file, send_status, serving, trickle
 
 AUDIO = bytes(range(256)) * 400  # 102,400 bytes; the fetcher never looks inside
@@ -108,11 +107,3 @@ async def test_a_request_defers_large_or_unsized_files_to_a_worker(
             await fetcher().fetch(f"{site}{path}", tmp_path / "a", in_request_limit=limit)
     upload = await fetcher().fetch(f"{site}/talk.wav", tmp_path / "b", in_request_limit=len(AUDIO))
     assert upload.size_bytes == len(AUDIO)
-
-
-def test_the_allowance_reads_flags_and_networks() -> None:
-    assert parse_allowance("1").everything and not parse_allowance("0").everything
-    only = parse_allowance("10.0.0.0/8, 127.0.0.1/32")
-    assert len(only.networks) == 2 and not only.everything
-    with pytest.raises(ValueError, match="not a network"):
-        parse_allowance("intranet")
