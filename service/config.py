@@ -110,7 +110,6 @@ class Settings(BaseSettings):
     fetch_allow_private: Annotated[PrivateAllowance, NoDecode] = PrivateAllowance()
     fetch_timeout_ms: int = Field(600_000, ge=100)
     fetch_max_redirects: int = Field(5, ge=0, le=20)
-    public_url: str | None = None
 
     @field_validator("webhook_allow_private", "fetch_allow_private", mode="before")
     @classmethod
