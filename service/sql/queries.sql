@@ -101,10 +101,12 @@ WHERE job.id = expired.id
 RETURNING job.id, job.run_id, job.job_type, job.status, job.attempts;
 
 -- cancel_run_jobs --
--- Stop a run's unfinished jobs; a worker running one notices at its next lease renewal.
+-- Stop a run's unfinished jobs; a worker running one notices at its next lease renewal. Webhook
+-- deliveries go on: what they report (run.started) did happen.
 WITH cancelled AS (
     UPDATE job SET status = 'cancelled', locked_by = NULL, locked_until = NULL, updated_at = now()
     WHERE run_id = :run_id AND status IN ('queued', 'processing')
+      AND job_type <> 'deliver_webhook'
     RETURNING id
 )
 SELECT id, pg_notify('tapeline_cancel', CAST(id AS text)) FROM cancelled;
