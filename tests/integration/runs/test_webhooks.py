@@ -4,6 +4,7 @@ retried with the same id, stopped by 410, listed and redelivered; the guard and 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -266,3 +267,28 @@ async def test_the_transition_queues_its_webhook_and_a_cancel_spares_deliveries(
             text("SELECT status FROM job WHERE job_type = 'transcribe_long'")
         )
         assert transcribe_job.scalar_one() == "cancelled"
+
+
+async def test_a_tus_upload_s_metadata_asks_for_the_webhook(
+    server: str, clip: Path, db: AsyncEngine, receiver: Receiver
+) -> None:
+    token, secret = await new_token(db, "tess")
+    data = clip.read_bytes()
+    metadata = {"filename": "tus.wav", "autoTranscribe": "true", "webhookUrl": receiver.url}
+    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+    answer = httpx.post(
+        f"{server}/api/uploads",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": encoded,
+            "Content-Type": "application/offset+octet-stream",
+        },
+        content=data,
+        timeout=60,
+    )
+    assert answer.status_code == 201, answer.text
+    (got,) = await asyncio.to_thread(receiver.wait_for, 1)
+    event = Webhook(secret).verify(got.body, got.headers)
+    assert event["data"]["runId"] == answer.headers["Tapeline-Run-Id"]
