@@ -286,6 +286,13 @@ class FetchFailed(TapelineError):
         return {**super().to_dict(), **({"status": status} if status is not None else {})}
 
 
+class FetchUnavailable(FetchFailed):
+    """The audio URL's server failed (5xx) or could not be reached. A worker fetching it tries
+    again (WORKER_RETRY_DELAYS)."""
+
+    transient = True
+
+
 class FetchTooLarge(TapelineError):
     """The file at the audio URL is larger than this server accepts (MAX_UPLOAD_BYTES)."""
 

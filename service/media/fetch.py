@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import httpx
 
 from service.config import Settings
-from service.errors import FetchFailed, FetchTooLarge
+from service.errors import FetchFailed, FetchTooLarge, FetchUnavailable
 from service.media.uploads import ReceivedUpload
 from service.metrics import UPLOAD_BYTES
 from service.outbound import PrivateAddressRefused, checked_url, guarded_client
@@ -95,7 +95,8 @@ class Fetcher:
         try:
             async with client, client.stream("GET", url) as response:
                 if response.status_code != 200:
-                    raise FetchFailed(
+                    failure = FetchUnavailable if response.status_code >= 500 else FetchFailed
+                    raise failure(
                         f"The URL answered {response.status_code}; it must answer 200 with the "
                         "audio file.",
                         status=response.status_code,
@@ -119,6 +120,10 @@ class Fetcher:
             ) from None
         except httpx.TimeoutException:
             raise TimeoutError() from None
+        except httpx.TransportError as exc:
+            raise FetchUnavailable(
+                f"The URL's server could not be reached ({type(exc).__name__})."
+            ) from None
         except httpx.HTTPError as exc:
             raise FetchFailed(f"The URL could not be fetched ({type(exc).__name__}).") from None
         UPLOAD_BYTES.inc(size)

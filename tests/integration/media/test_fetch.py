@@ -30,6 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "/talk.wav": send_file(path),
         "/unsized.wav": send_file(path, sized=False),
         "/missing.wav": send_status(404),
+        "/down.wav": send_status(503),
         "/slow.wav": trickle(1000, 0.05),
         "/hop": redirect(lambda: f"{base}/talk.wav"),
         "/to-metadata": redirect(lambda: "http://169.254.169.254/latest/meta-data/"),
@@ -56,11 +57,16 @@ async def test_a_file_is_fetched_streaming_into_staging_with_its_size_and_hash(
     assert received[-1] == (len(AUDIO), len(AUDIO))
 
 
-async def test_a_404_is_fetch_failed_with_the_status(site: str, tmp_path: Path) -> None:
+async def test_a_404_is_fetch_failed_with_the_status_and_a_503_is_retried(
+    site: str, tmp_path: Path
+) -> None:
     with pytest.raises(FetchFailed) as caught:
         await fetcher().fetch(f"{site}/missing.wav", tmp_path / "a")
     assert caught.value.to_dict()["status"] == 404 and caught.value.http_status == 422
-    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "a").exists() and not caught.value.transient
+    with pytest.raises(FetchFailed) as down:
+        await fetcher().fetch(f"{site}/down.wav", tmp_path / "a")
+    assert down.value.to_dict()["status"] == 503 and down.value.transient, "a worker retries"
 
 
 async def test_too_large_is_refused_on_content_length_and_while_reading(
