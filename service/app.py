@@ -47,6 +47,12 @@ ROUTES = [
     Route("/api/runs/{run_id}/events", events.StreamEndpoint(events.run_stream), methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/retry", runs.retry, methods=["POST"]),
+    Route("/api/runs/{run_id}/webhooks", runs.list_webhooks, methods=["GET"]),
+    Route(
+        "/api/runs/{run_id}/webhooks/{delivery_id}/redeliver",
+        runs.redeliver_webhook,
+        methods=["POST"],
+    ),
     Route("/api/admin/worker", admin.worker_state, methods=["GET"]),
     Route("/api/admin/worker", admin.start_worker, methods=["POST"]),
     Route("/api/admin/worker", admin.stop_worker, methods=["DELETE"]),

@@ -111,10 +111,10 @@ async def _principal(ctx: Context, token: str | None) -> Principal:
     if tokens.is_admin_token(token, ctx.settings.admin_token):
         return ADMIN
     async with ctx.db.connect() as conn:
-        owner = await tokens.find_owner(conn, token)
-    if owner is None or tokens.is_reserved_owner(owner):
+        principal = await tokens.find(conn, token)
+    if principal is None or tokens.is_reserved_owner(principal.owner):
         raise Unauthorized("That token is not valid (unknown or revoked).")
-    return Principal(owner=owner)
+    return principal
 
 
 async def require_admin(request: Request) -> Principal:

@@ -170,15 +170,47 @@ def _with_connection(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Argument(help="The owner the token acts as.")]) -> None:
-    """Create a token for NAME and print it (shown once; only its hash is stored)."""
+def token_create(
+    name: Annotated[str, typer.Argument(help="The owner the token acts as.")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Where this token's runs send webhooks by default."),
+    ] = None,
+) -> None:
+    """Create a token for NAME and print it (shown once; only its hash is stored). Its
+    webhook signing secret goes to stderr, also shown only this once."""
     from service import tokens
+    from service.errors import TapelineError
+    from service.outbound import checked_url
 
     if tokens.is_reserved_owner(name):
         typer.echo(f"{name!r} is a reserved owner name; choose another.", err=True)
         raise typer.Exit(2)
-    token, _ = _with_connection(lambda conn: tokens.create(conn, name))
+    settings = _settings()
+    if webhook_url is not None:
+        try:
+            checked_url(webhook_url, "--webhook-url", settings.webhook_allow_private)
+        except TapelineError as exc:
+            raise typer.BadParameter(exc.message) from None
+    token, row = _with_connection(lambda conn: tokens.create(conn, name, webhook_url=webhook_url))
     typer.echo(token)
+    typer.echo(f"webhook secret: {row['webhook_secret']}", err=True)
+
+
+@token_app.command("rotate-webhook-secret")
+def token_rotate_webhook_secret(
+    key: Annotated[str, typer.Argument(help="Owner name, token id or prefix.")],
+) -> None:
+    """Give the matching tokens a new webhook secret and print it (shown once). For a day both
+    the new and the old secret sign every webhook, so receivers can switch without a gap."""
+    from service import tokens
+
+    rotated = _with_connection(lambda conn: tokens.rotate_webhook_secret(conn, key))
+    if not rotated:
+        typer.echo(f"no active token matches {key!r}", err=True)
+        raise typer.Exit(1)
+    for row in rotated:
+        typer.echo(f"{row['token_prefix']}…  {row['webhook_secret']}")
 
 
 @token_app.command("list")

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.outbound import PrivateAllowance, parse_allowance
+
 
 class ConfigError(Exception):
     """The environment holds a value Tapeline cannot use; the message names the variable."""
@@ -160,7 +162,34 @@ class Settings(BaseSettings):
             return self.openai_models_allowed or [self.openai_transcribe_model]
         return None
 
-    @field_validator("worker_retry_delays", mode="before")
+    webhook_retry_delays: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [
+            5_000,
+            300_000,
+            1_800_000,
+            7_200_000,
+            18_000_000,
+            36_000_000,
+            36_000_000,
+        ]
+    )
+    webhook_timeout_ms: int = Field(15_000, ge=100)
+    webhook_allow_private: Annotated[PrivateAllowance, NoDecode] = PrivateAllowance()
+    fetch_allow_private: Annotated[PrivateAllowance, NoDecode] = PrivateAllowance()
+    fetch_timeout_ms: int = Field(600_000, ge=100)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+
+    @field_validator("webhook_allow_private", "fetch_allow_private", mode="before")
+    @classmethod
+    def _allowance(cls, value: Any) -> PrivateAllowance:
+        return parse_allowance(value)
+
+    @property
+    def webhook_max_attempts(self) -> int:
+        """The first attempt, then one retry per WEBHOOK_RETRY_DELAYS entry."""
+        return len(self.webhook_retry_delays) + 1
+
+    @field_validator("worker_retry_delays", "webhook_retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -170,7 +199,7 @@ class Settings(BaseSettings):
             return parts
         return value
 
-    @field_validator("worker_retry_delays")
+    @field_validator("worker_retry_delays", "webhook_retry_delays")
     @classmethod
     def _non_negative(cls, value: list[int]) -> list[int]:
         if any(v < 0 for v in value):

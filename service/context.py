@@ -27,9 +27,11 @@ from service.jobs.queue import TRANSCRIBE_LONG, TRANSCRIBE_SYNC
 from service.jobs.retention import Janitor
 from service.jobs.worker import Worker, new_worker_id
 from service.live.hub import Hub
+from service.media.fetch import Fetcher
 from service.media.storage import Storage, open_storage
 from service.runs.analysis import Analyzer, make_analyzer
 from service.runs.pipeline import TranscriptionHandler
+from service.runs.webhooks import DELIVER_WEBHOOK, WebhookHandler
 
 
 @dataclass
@@ -72,8 +74,10 @@ def transcription_handlers(
     storage: Storage,
     engines: Mapping[str, Engine],
     analyzer: Analyzer | None = None,
+    fetcher: Fetcher | None = None,
+    max_duration_ms: int | None = None,
 ) -> dict[str, JobHandler]:
-    handler = TranscriptionHandler(db, storage, engines, analyzer)
+    handler = TranscriptionHandler(db, storage, engines, analyzer, fetcher, max_duration_ms)
     return {TRANSCRIBE_LONG: handler, TRANSCRIBE_SYNC: handler}
 
 
@@ -91,7 +95,11 @@ async def open_context(
         raise
     storage = open_storage(settings)
     engines = dict(engines) if engines is not None else available_engines(settings, db)
-    handlers = transcription_handlers(db, storage, engines, make_analyzer(settings))
+    fetcher = Fetcher.from_settings(settings)
+    handlers = transcription_handlers(
+        db, storage, engines, make_analyzer(settings), fetcher, settings.max_audio_duration_ms
+    )
+    handlers[DELIVER_WEBHOOK] = WebhookHandler(db, settings)
     executor = Executor(db, settings, handlers, "inline:" + new_worker_id())
     ctx = Context(settings, url, db, storage, engines, handlers, executor)
     ctx.direct = direct_url(settings)

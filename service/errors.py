@@ -393,3 +393,57 @@ class ModelUnavailable(TapelineError):
 
     code = "model_unavailable"
     http_status = 503
+
+
+# --- webhooks and audio by URL --------------------------------------------------------------
+
+
+class FetchFailed(TapelineError):
+    """The audio URL could not be fetched. Check that it is reachable from this server and
+    answers 200 with the file."""
+
+    code = "fetch_failed"
+    http_status = 422
+
+    def to_dict(self) -> dict[str, Any]:
+        """With `status`, the HTTP status the URL answered, when it answered at all."""
+        status = self.details.get("status")
+        return {**super().to_dict(), **({"status": status} if status is not None else {})}
+
+
+class FetchUnavailable(FetchFailed):
+    """The audio URL's server failed (5xx) or could not be reached. A worker fetching it tries
+    again (WORKER_RETRY_DELAYS)."""
+
+    transient = True
+
+
+class FetchTooLarge(TapelineError):
+    """The file at the audio URL is larger than this server accepts (MAX_UPLOAD_BYTES)."""
+
+    code = "too_large"
+    http_status = 413
+
+
+class WebhookFailed(TapelineError):
+    """The webhook receiver did not answer 2xx in time. Tapeline tries again on its schedule
+    (WEBHOOK_RETRY_DELAYS)."""
+
+    code = "webhook_failed"
+    http_status = 502
+    transient = True
+
+
+class WebhookGone(TapelineError):
+    """The webhook receiver answered 410 Gone: nothing more is sent to that URL."""
+
+    code = "webhook_gone"
+    http_status = 410
+
+
+class WebhookRefused(TapelineError):
+    """The webhook URL resolves to a private, loopback or link-local address, which this
+    server does not send to (WEBHOOK_ALLOW_PRIVATE)."""
+
+    code = "webhook_refused"
+    http_status = 422

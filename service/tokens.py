@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,6 +15,7 @@ from service.database import Row
 from service.queries import q
 
 TOKEN_PREFIX = "tl_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,8 @@ class Principal:
 
     owner: str
     is_admin: bool = False
+    token_id: uuid.UUID | None = None
+    webhook_url: str | None = None
 
     @property
     def scope(self) -> str | None:
@@ -46,19 +51,45 @@ def is_admin_token(presented: str, admin_token: str | None) -> bool:
     return bool(admin_token) and hmac.compare_digest(presented.encode(), str(admin_token).encode())
 
 
-async def create(conn: AsyncConnection, owner: str) -> tuple[str, Row]:
-    """A new token for `owner`; the plain token is returned once and never stored."""
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+async def create(
+    conn: AsyncConnection, owner: str, *, webhook_url: str | None = None
+) -> tuple[str, Row]:
+    """A new token for `owner`; the plain token is returned once and never stored. The row
+    carries the token's webhook secret, which the caller shows once too."""
     if is_reserved_owner(owner):
         raise ValueError(f"{owner!r} is a reserved owner name; choose another.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    params = {"owner": owner, "token_hash": hash_token(token), "token_prefix": token[:10]}
+    params = {
+        "owner": owner,
+        "token_hash": hash_token(token),
+        "token_prefix": token[:10],
+        "webhook_url": webhook_url,
+        "webhook_secret": new_webhook_secret(),
+    }
     row = (await conn.execute(q("insert_token"), params)).mappings().one()
     return token, row
 
 
-async def find_owner(conn: AsyncConnection, token: str) -> str | None:
-    row = (await conn.execute(q("find_token"), {"token_hash": hash_token(token)})).first()
-    return str(row.owner) if row else None
+async def find(conn: AsyncConnection, token: str) -> Principal | None:
+    """Who a presented token belongs to, with its default webhook URL, if it is valid."""
+    row = (
+        (await conn.execute(q("find_token"), {"token_hash": hash_token(token)})).mappings().first()
+    )
+    if row is None:
+        return None
+    return Principal(owner=row["owner"], token_id=row["id"], webhook_url=row["webhook_url"])
+
+
+async def rotate_webhook_secret(conn: AsyncConnection, key: str) -> list[Row]:
+    """New webhook secrets for the active tokens matching `key` (owner name, id or prefix);
+    the old secret still signs, next to the new one, for a day."""
+    rows = (await conn.execute(q("rotate_webhook_secret"), {"key": key})).mappings().all()
+    return list(rows)
 
 
 async def list_all(conn: AsyncConnection) -> list[Row]:

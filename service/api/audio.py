@@ -7,25 +7,36 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api.params import limit, path_uuid
+from service.api.params import is_json, json_object, limit, path_uuid
 from service.auth import authenticate
 from service.context import Context
 from service.database import Row
 from service.jobs import retention
 from service.media import library as audio_library
 from service.media import tombstones
+from service.media.fetch import Fetcher
 from service.media.quotas import ensure_room
 from service.media.uploads import declared_length, receive_audio
 from service.runs.representations import audio_json, decode_cursor, page_json
 
 
 async def upload_audio(request: Request) -> JSONResponse:
+    """A multipart upload, or JSON `{"url": ...}`: the file fetched into storage in this request
+    (within FETCH_TIMEOUT_MS and MAX_UPLOAD_BYTES), then probed like an upload."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, declared_length(request))
     staging = ctx.storage.staging_path()
     try:
-        upload = await receive_audio(request, staging, ctx.settings.max_upload_bytes)
+        if is_json(request):
+            fetcher = Fetcher.from_settings(ctx.settings)
+            url = fetcher.check((await json_object(request)).get("url"))
+            await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, 0)
+            upload = await fetcher.fetch(url, staging)
+        else:
+            await ensure_room(
+                ctx.db, ctx.settings, ctx.storage, principal.owner, declared_length(request)
+            )
+            upload = await receive_audio(request, staging, ctx.settings.max_upload_bytes)
         row = await audio_library.accept_upload(
             ctx.db,
             ctx.storage,

@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 document served at /openapi.json, built from plain dicts, one block per area.
 
-Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `UPLOADS`) is a mapping
-of paths; `document()` merges them with the shared schemas. A new area is one more mapping in
-`AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data` carries is
-described by the `RunStreamMessage` and `GlobalStreamMessage` schemas (`x-message-schema`).
+Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `WEBHOOKS`, `UPLOADS`) is
+a mapping of paths; `document()` merges them with the shared schemas. A new area is one more
+mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
+carries is described by the `RunStreamMessage` and `GlobalStreamMessage` schemas
+(`x-message-schema`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ ERROR_REASONS = {
     413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`), or longer than "
     "MAX_AUDIO_DURATION_MS (`too_long`).",
     415: "Wrong content type (`unsupported_media_type`).",
-    422: "Unreadable audio or unavailable engine (`audio_unreadable`, `engine_not_configured`).",
+    422: "Unreadable audio or unavailable engine (`audio_unreadable`, `engine_not_configured`), "
+    "or an audio URL that could not be fetched (`fetch_failed`, with the `status` it answered).",
     423: "Another request is writing this upload right now (`upload_locked`).",
     460: "The chunk's checksum does not match (tus checksum extension).",
     503: "Not ready, or the engine is unavailable.",
@@ -111,7 +113,7 @@ def header(name: str, schema: Json, description: str, *, required: bool = False)
 STATUS = {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "cancelled"]}
 STAGE = {
     "type": "string",
-    "enum": ["queued", "uploading", "preparing", "analyzing", "finalizing", "done"],
+    "enum": ["queued", "fetching", "uploading", "preparing", "analyzing", "finalizing", "done"],
 }
 PROMPT = {
     "type": "string",
@@ -203,7 +205,13 @@ SCHEMAS: Json = {
     "Run": obj(
         ["id", "audioId", "owner", "engine", "status", "stage", "progress", "attempts", "error"],
         id=UUID,
-        audioId=UUID,
+        audioId={"description": "Null while a worker fetches `sourceUrl`.", **nullable(UUID)},
+        sourceUrl={"type": "string", "description": "The audio URL the run was submitted with."},
+        webhook=obj(
+            ["url", "events"],
+            url={"type": "string"},
+            events={"type": "array", "items": {"type": "string"}},
+        ),
         owner={"type": "string"},
         engine={"type": "string"},
         model=nullable({"type": "string"}),
@@ -233,15 +241,21 @@ SCHEMAS: Json = {
         items={"type": "array", "items": ref("Run")},
         nextCursor=nullable({"type": "string"}),
     ),
-    "RunRequest": obj(
-        ["audioId"],
-        audioId=UUID,
-        engine={"type": "string", "description": "TAPELINE_ENGINE when absent."},
-        language={"type": "string"},
-        model={"type": "string"},
-        prompt=PROMPT,
-        hotwords=HOTWORDS,
-    ),
+    "RunRequest": {
+        "description": "`audioId`, or `audioUrl` for audio fetched from a URL.",
+        **obj(
+            [],
+            audioId=UUID,
+            audioUrl=ref("AudioUrl"),
+            engine={"type": "string", "description": "TAPELINE_ENGINE when absent."},
+            language={"type": "string"},
+            model={"type": "string"},
+            prompt=PROMPT,
+            hotwords=HOTWORDS,
+            webhookUrl=ref("WebhookUrl"),
+            webhookEvents=ref("WebhookEvents"),
+        ),
+    },
     "TranscribeForm": obj(
         ["file"],
         file={"type": "string", "contentMediaType": "application/octet-stream"},
@@ -250,11 +264,71 @@ SCHEMAS: Json = {
         model={"type": "string"},
         prompt=PROMPT,
         hotwords=HOTWORDS,
+        webhookUrl=ref("WebhookUrl"),
+        webhookEvents={"type": "string", "description": "Comma-separated event names."},
     ),
+    "TranscribeUrl": obj(
+        ["url"],
+        url=ref("AudioUrl"),
+        engine={"type": "string"},
+        language={"type": "string"},
+        model={"type": "string"},
+        webhookUrl=ref("WebhookUrl"),
+        webhookEvents=ref("WebhookEvents"),
+    ),
+    "AudioUrl": {
+        "type": "string",
+        "format": "uri",
+        "description": "An http(s) URL Tapeline fetches (FETCH_TIMEOUT_MS, MAX_UPLOAD_BYTES, "
+        "FETCH_MAX_REDIRECTS; private addresses only with FETCH_ALLOW_PRIVATE). Files up to "
+        "TRANSCRIBE_SYNC_MAX_BYTES are fetched in the request; larger ones by a worker, in "
+        "the run's `fetching` stage.",
+    },
+    "WebhookUrl": {
+        "type": "string",
+        "format": "uri",
+        "description": "Where the run's Standard Webhooks go (the token's default when absent).",
+    },
+    "WebhookEvents": {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "enum": ["run.started", "run.succeeded", "run.failed", "run.cancelled"],
+        },
+        "description": "run.succeeded, run.failed and run.cancelled when absent.",
+    },
+    "WebhookDelivery": {
+        "description": "One event sent to one URL (its id is the `webhook-id` header), with "
+        "every attempt.",
+        **obj(
+            ["id", "event", "url", "status", "attempts"],
+            id={"type": "string"},
+            event={"type": "string"},
+            url={"type": "string"},
+            status=nullable(
+                {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]}
+            ),
+            nextAttemptAt=nullable(TIMESTAMP),
+            createdAt=TIMESTAMP,
+            attempts={
+                "type": "array",
+                "items": obj(
+                    ["id", "attempt", "durationMs"],
+                    id={"type": "integer"},
+                    attempt={"type": "integer", "minimum": 1},
+                    statusCode=nullable({"type": "integer"}),
+                    durationMs={"type": "integer"},
+                    error=nullable({"type": "string"}),
+                    createdAt=TIMESTAMP,
+                ),
+            },
+        ),
+    },
+    "WebhookDeliveryPage": obj(["items"], items={"type": "array", "items": ref("WebhookDelivery")}),
     "Progress": obj(
         ["runId", "audioId", "status", "stage", "progress", "timeElapsed", "jobs", "error"],
         runId=UUID,
-        audioId=UUID,
+        audioId=nullable(UUID),
         status=STATUS,
         stage=STAGE,
         progress={"type": "integer", "minimum": 0, "maximum": 100},
@@ -262,8 +336,8 @@ SCHEMAS: Json = {
         estimatedTimeRemaining=nullable({"type": "number", "description": "Seconds."}),
         audio=obj(
             ["id", "filename"],
-            id=UUID,
-            filename={"type": "string"},
+            id=nullable(UUID),
+            filename=nullable({"type": "string"}),
             durationMs={"type": "integer"},
             sizeBytes={"type": "integer"},
         ),
@@ -453,7 +527,8 @@ AUDIO: Json = {
                             ["file"],
                             file={"type": "string", "contentMediaType": "application/octet-stream"},
                         )
-                    }
+                    },
+                    "application/json": {"schema": obj(["url"], url=ref("AudioUrl"))},
                 },
             },
         ),
@@ -494,7 +569,10 @@ RUNS: Json = {
             {**SUBMITTED, **errors(400, 401, 404, 413, 415, 422)},
             body={
                 "required": True,
-                "content": {"multipart/form-data": {"schema": ref("TranscribeForm")}},
+                "content": {
+                    "multipart/form-data": {"schema": ref("TranscribeForm")},
+                    "application/json": {"schema": ref("TranscribeUrl")},
+                },
             },
         )
     },
@@ -798,7 +876,46 @@ UPLOADS: Json = {
     },
 }
 
-AREAS: tuple[Mapping[str, Json], ...] = (HEALTH, AUDIO, RUNS, STREAMS, ADMIN, OPERATIONS, UPLOADS)
+WEBHOOK_ID = {
+    "name": "deliveryId",
+    "in": "path",
+    "required": True,
+    "description": "A delivery's id (`msg_…`), or the id of one of its attempts.",
+    "schema": {"type": "string"},
+}
+
+WEBHOOKS: Json = {
+    "/api/runs/{runId}/webhooks": {
+        "get": operation(
+            "The run's webhook deliveries, with every attempt",
+            "webhooks",
+            {"200": json_body(ref("WebhookDeliveryPage"), "Deliveries."), **errors(401, 404)},
+            parameters=[RUN_ID],
+        )
+    },
+    "/api/runs/{runId}/webhooks/{deliveryId}/redeliver": {
+        "post": operation(
+            "Send a delivery again (same webhook-id and body, one attempt)",
+            "webhooks",
+            {
+                "202": json_body(ref("WebhookDelivery"), "Queued."),
+                **errors(401, 404, 409),
+            },
+            parameters=[RUN_ID, WEBHOOK_ID],
+        )
+    },
+}
+
+AREAS: tuple[Mapping[str, Json], ...] = (
+    HEALTH,
+    AUDIO,
+    RUNS,
+    STREAMS,
+    ADMIN,
+    OPERATIONS,
+    WEBHOOKS,
+    UPLOADS,
+)
 
 # --- limits: what every operation may also answer when a limit is reached ----------------------
 

@@ -43,6 +43,12 @@ async def bounded_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> byt
     return bytes(body)
 
 
+def is_json(request: Request) -> bool:
+    """Whether the body is JSON (audio by URL) rather than a multipart upload."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await bounded_body(request) or b"{}")

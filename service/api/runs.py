@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from service.api.params import (
     body_uuid,
     idempotency_key,
+    is_json,
     json_object,
     limit,
     optional_flag,
@@ -27,14 +28,17 @@ from service.errors import Conflict, InvalidRequest
 from service.inputs import check_run_options, language_tag
 from service.media import library as audio_library
 from service.media import tombstones
+from service.media.fetch import Fetcher
 from service.media.quotas import ensure_room
 from service.media.uploads import declared_length, receive_audio
 from service.runs import store as runs
+from service.runs import webhooks
 from service.runs.formats import MEDIA_TYPES, RENDERERS
 from service.runs.representations import decode_cursor, page_json, progress_json, run_json
 from service.runs.results import stored_transcript, transcript_so_far
 from service.runs.store import ACTIVE_STATUSES
-from service.runs.submission import cancel_run, retry_run, submit_run
+from service.runs.submission import cancel_run, retry_run, submit_run, submit_url
+from service.runs.webhooks import WebhookRequest
 from service.tokens import Principal
 
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
@@ -46,28 +50,36 @@ def _submitted(run: Row) -> JSONResponse:
     return JSONResponse(run_json(run, with_transcript=status == 200), status_code=status)
 
 
-async def create_run(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
-    body = await json_object(request)
-    if "audioId" not in body:
-        raise InvalidRequest("`audioId` is required.")
-    run = await submit_run(
-        request.app.state.ctx,
+def _webhook(ctx: Context, principal: Principal, fields: dict[str, Any]) -> WebhookRequest | None:
+    return webhooks.requested(
         principal,
-        body_uuid(body["audioId"], "audioId"),
-        engine=optional_str(body, "engine"),
-        language=optional_str(body, "language"),
-        model=optional_str(body, "model"),
-        idempotency_key=idempotency_key(request),
-        analysis=optional_flag(body, "analysis"),
-        prompt=optional_str(body, "prompt"),
-        hotwords=optional_str(body, "hotwords"),
+        fields.get("webhookUrl"),
+        fields.get("webhookEvents"),
+        ctx.settings.webhook_allow_private,
     )
+
+
+async def create_run(request: Request) -> JSONResponse:
+    """A run of an uploaded audio (`audioId`) or of the audio at `audioUrl`."""
+    principal = await authenticate(request)
+    ctx: Context = request.app.state.ctx
+    body = await json_object(request)
+    options: dict[str, Any] = {
+        **{k: optional_str(body, k) for k in ("engine", "language", "model", "prompt", "hotwords")},
+        "idempotency_key": idempotency_key(request),
+        "analysis": optional_flag(body, "analysis"),
+        "webhook": _webhook(ctx, principal, body),
+    }
+    if body.get("audioUrl") is not None and "audioId" not in body:
+        return await _submitted_url(ctx, principal, body["audioUrl"], "audioUrl", options)
+    if "audioId" not in body:
+        raise InvalidRequest("`audioId` (or `audioUrl`) is required.")
+    run = await submit_run(ctx, principal, body_uuid(body["audioId"], "audioId"), **options)
     return _submitted(run)
 
 
-def _run_options(ctx: Context, fields: dict[str, str]) -> dict[str, Any]:
-    """The form's run options, checked as `submit_run` will check them."""
+def _run_options(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
+    """The run options of a form or a JSON body, checked as `submit_run` will check them."""
     names = ("engine", "model", "prompt", "hotwords")
     options: dict[str, Any] = {k: optional_str(fields, k) for k in names}
     options["language"] = language_tag(optional_str(fields, "language"))
@@ -91,13 +103,34 @@ def _form_field_check(ctx: Context) -> Callable[[str, str], None]:
 RUN_OPTIONS = ("engine", "language", "model", "analysis")
 
 
+async def _submitted_url(
+    ctx: Context, principal: Principal, url: object, field: str, options: dict[str, Any]
+) -> JSONResponse:
+    checked = Fetcher.from_settings(ctx.settings).check(url, field)
+    key = options["idempotency_key"]
+    if key is not None:
+        async with ctx.db.connect() as conn:
+            earlier = await runs.by_idempotency_key(conn, principal.owner, key)
+        if earlier is not None:
+            return _submitted(earlier)
+    await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, 0)
+    return _submitted(await submit_url(ctx, principal, checked, **options))
+
+
 async def transcribe(request: Request) -> JSONResponse:
     """Upload and run in one call: multipart `file`, optional `engine`, `language`, `model`,
-    `prompt`, `hotwords`.
-    The staged file is removed on every way out; only accepted audio keeps its bytes."""
+    `prompt`, `hotwords`, `webhookUrl`, `webhookEvents`; or JSON `{"url": ...}` with the same
+    options, for audio fetched from a URL. A staged file is removed on every way out; only
+    accepted audio keeps its bytes."""
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
     key = idempotency_key(request)
+    if is_json(request):
+        body = await json_object(request)
+        options = _run_options(ctx, body)
+        options["idempotency_key"] = key
+        options["webhook"] = _webhook(ctx, principal, body)
+        return await _submitted_url(ctx, principal, body.get("url"), "url", options)
     await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, declared_length(request))
     staging = ctx.storage.staging_path()
     try:
@@ -105,6 +138,7 @@ async def transcribe(request: Request) -> JSONResponse:
             request, staging, ctx.settings.max_upload_bytes, _form_field_check(ctx)
         )
         options = _run_options(ctx, upload.fields)
+        webhook = _webhook(ctx, principal, dict(upload.fields))
         if key is not None:
             async with ctx.db.connect() as conn:
                 earlier = await runs.by_idempotency_key(conn, principal.owner, key)
@@ -119,8 +153,28 @@ async def transcribe(request: Request) -> JSONResponse:
         )
     finally:
         await asyncio.to_thread(staging.unlink, missing_ok=True)
-    run = await submit_run(ctx, principal, audio["id"], **options, idempotency_key=key)
+    run = await submit_run(
+        ctx, principal, audio["id"], **options, idempotency_key=key, webhook=webhook
+    )
     return _submitted(run)
+
+
+async def list_webhooks(request: Request) -> JSONResponse:
+    """The run's webhook deliveries, each with every attempt."""
+    run = await visible_run(request, await authenticate(request))
+    ctx: Context = request.app.state.ctx
+    async with ctx.db.connect() as conn:
+        deliveries = await webhooks.for_run(conn, run["id"])
+    return JSONResponse({"items": deliveries})
+
+
+async def redeliver_webhook(request: Request) -> JSONResponse:
+    """Send one delivery again (same `webhook-id`), one attempt."""
+    run = await visible_run(request, await authenticate(request))
+    ctx: Context = request.app.state.ctx
+    async with ctx.db.begin() as conn:
+        delivery = await webhooks.redeliver(conn, run["id"], request.path_params["delivery_id"])
+    return JSONResponse(delivery, status_code=202)
 
 
 async def list_runs(request: Request) -> JSONResponse:

@@ -20,7 +20,7 @@ from service.errors import TapelineError, TusVersionUnsupported, UnsupportedMedi
 from service.media import tus
 from service.media.storage import ensure_free_space
 from service.runs.representations import upload_json
-from service.runs.submission import complete_upload
+from service.runs.submission import complete_upload, upload_webhook
 
 OCTET_STREAM = "application/offset+octet-stream"
 EXPOSED = (
@@ -93,6 +93,7 @@ async def create(request: Request) -> Response:
     ensure_free_space(ctx.settings, ctx.storage)
     length = tus.parse_length(request.headers.get("upload-length"), "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
+    upload_webhook(ctx, principal, metadata)
     upload = await tus.create(ctx, principal, length, metadata)
     location = f"/api/uploads/{upload['id']}"
     has_body = request.headers.get("content-length", "0") != "0" or (
@@ -104,7 +105,7 @@ async def create(request: Request) -> Response:
         checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
         upload = await tus.append(ctx, principal, upload["id"], 0, request.stream(), checksum)
         if tus.is_complete(upload):
-            upload = await complete_upload(ctx, upload)
+            upload = await complete_upload(ctx, upload, principal)
     headers = _state_headers(upload)
     headers["Location"] = location
     return Response(status_code=201, headers=headers)
@@ -133,7 +134,7 @@ async def patch(request: Request) -> Response:
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
     upload = await tus.append(ctx, principal, upload_id, offset, request.stream(), checksum)
     if tus.is_complete(upload):
-        upload = await complete_upload(ctx, upload)
+        upload = await complete_upload(ctx, upload, principal)
     return Response(status_code=204, headers=_state_headers(upload))
 
 

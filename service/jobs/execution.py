@@ -238,8 +238,9 @@ class Executor:
             if isinstance(error, RunCancelled):
                 if await queue.finish(conn, job.id, self.worker_id, "cancelled", last_error):
                     return "cancelled"
-            elif error.transient and not job.last_attempt:
-                delay = self.settings.retry_delay_ms(job.attempts)
+            elif (
+                error.transient and (delay := self._retry_delay_ms(job, handler, error)) is not None
+            ):
                 if await queue.schedule_retry(conn, job.id, self.worker_id, last_error, delay):
                     await handler.on_retry(conn, job, error)
                     return "retried"
@@ -247,6 +248,19 @@ class Executor:
                 await handler.on_failure(conn, job, error)
                 return "failed"
         return None
+
+    def _retry_delay_ms(
+        self, job: ClaimedJob, handler: JobHandler, error: TapelineError
+    ) -> int | None:
+        """When to try a transient failure again, or None to give up: the handler's own
+        schedule if it has one (webhooks: WEBHOOK_RETRY_DELAYS), else WORKER_RETRY_DELAYS."""
+        if job.last_attempt:
+            return None
+        schedule = getattr(handler, "retry_delay_ms", None)
+        if schedule is None:
+            return self.settings.retry_delay_ms(job.attempts)
+        delay: int | None = schedule(job, error)
+        return delay
 
     async def _release(self, job: ClaimedJob, handler: JobHandler) -> None:
         with contextlib.suppress(Exception):

@@ -1,6 +1,7 @@
 """The transcription job: what a worker does with a claimed `transcribe_*` job.
 
-Stages and their share of the progress bar: uploading 0–10 (preparing 5–10 while the local
+Stages and their share of the progress bar: fetching 0–10 (only for a run submitted with an
+audio URL: bytes received of Content-Length), uploading 0–10 (preparing 5–10 while the local
 engine downloads its model), analyzing 10–90 (per-chunk ticks), finalizing 90–100. A stage
 change is a persisted transition; a tick is a NOTIFY only; a finished chunk is a persisted
 `partial` event, so its text can be read before the run ends.
@@ -29,12 +30,14 @@ from service.errors import (
 )
 from service.jobs.queue import ClaimedJob
 from service.media import library as audio_library
+from service.media.fetch import Fetcher
 from service.media.storage import Storage, transcript_key
 from service.queries import q
 from service.runs import store as runs
 from service.runs.analysis import Analyzer, store_analysis
 
 STAGE_BANDS: dict[str, tuple[int, int]] = {
+    "fetching": (0, 10),
     "uploading": (0, 10),
     "preparing": (5, 10),
     "analyzing": (10, 90),
@@ -156,26 +159,39 @@ class TranscriptionHandler:
         storage: Storage,
         engines: Mapping[str, Engine],
         analyzer: Analyzer | None = None,
+        fetcher: Fetcher | None = None,
+        max_duration_ms: int | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.engines = engines
         self.analyzer = analyzer
+        self.fetcher = fetcher
+        self.max_duration_ms = max_duration_ms
 
     async def run(self, job: ClaimedJob) -> Transcript:
         run_id = _run_id(job)
         async with self.db.begin() as conn:
+            current = await runs.get(conn, run_id, None)
+            fetching = current is not None and current["audio_id"] is None
             change = await runs.start(
-                conn, run_id, attempts=job.attempts, stage="uploading", progress=0
+                conn,
+                run_id,
+                attempts=job.attempts,
+                stage="fetching" if fetching else "uploading",
+                progress=0,
             )
             if change is None:
                 raise RunCancelled()
             run = change.run
-            audio = await audio_library.get(conn, run["audio_id"], None)
         logs.annotate(engine=run["engine"])
         engine = self.engines.get(run["engine"])
         if engine is None:
             raise EngineNotConfigured(f"The engine {run['engine']!r} is not available here.")
+        if run["audio_id"] is None:
+            run = await self.fetch(run)
+        async with self.db.connect() as conn:
+            audio = await audio_library.get(conn, run["audio_id"], None)
         if audio is None:
             raise AudioMissing()
         reporter = RunReporter(self.db, run, int(audio["duration_ms"]))
@@ -197,6 +213,30 @@ class TranscriptionHandler:
         if run.get("analysis_requested"):
             await self.analyze(run_id, checked)
         return checked
+
+    async def fetch(self, run: Row) -> Row:
+        """The `fetching` stage: the run's audio URL becomes its audio, probed and stored like
+        an upload; progress is bytes received of Content-Length."""
+        if self.fetcher is None or not run.get("source_url"):
+            raise AudioMissing("The run has neither audio nor a URL this worker can fetch.")
+        reporter = RunReporter(self.db, run, 0)
+
+        async def progress(received: int, total: int | None) -> None:
+            if total:
+                await reporter.progress(received / total)
+
+        upload = await self.fetcher.fetch(
+            run["source_url"], self.storage.staging_path(), progress=progress
+        )
+        audio = await audio_library.accept_upload(
+            self.db, self.storage, run["owner"], upload, max_duration_ms=self.max_duration_ms
+        )
+        async with self.db.begin() as conn:
+            params = {"run_id": run["id"], "audio_id": audio["id"]}
+            updated = (await conn.execute(q("set_run_audio"), params)).mappings().first()
+        if updated is None:
+            raise RunCancelled()
+        return updated
 
     async def analyze(self, run_id: uuid.UUID, transcript: Transcript) -> None:
         """Ask the LLM for the analysis the run requested and keep it with the run."""

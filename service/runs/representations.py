@@ -17,6 +17,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _id(value: object) -> str | None:
+    """An id as JSON; a run fetching its audio URL has no audio yet."""
+    return str(value) if value is not None else None
+
+
 def error_json(row: Row) -> dict[str, str] | None:
     if not row["error_code"]:
         return None
@@ -41,7 +46,7 @@ def audio_json(row: Row) -> dict[str, Any]:
 def run_json(row: Row, *, with_transcript: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(row["id"]),
-        "audioId": str(row["audio_id"]),
+        "audioId": _id(row["audio_id"]),
         "owner": row["owner"],
         "engine": row["engine"],
         "model": row["model"],
@@ -63,6 +68,10 @@ def run_json(row: Row, *, with_transcript: bool = False) -> dict[str, Any]:
         data["noSpeech"] = no_speech(row["transcript"])
     if row.get("analysis_requested"):
         data["analysis"] = row.get("analysis")
+    if row.get("source_url"):
+        data["sourceUrl"] = row["source_url"]
+    if row.get("webhook_url"):
+        data["webhook"] = {"url": row["webhook_url"], "events": list(row["webhook_events"])}
     return data
 
 
@@ -73,14 +82,14 @@ def progress_json(row: Row) -> dict[str, Any]:
     elapsed_ms = max(0, int((end - row["created_at"]).total_seconds() * 1000))
     return {
         "runId": str(row["id"]),
-        "audioId": str(row["audio_id"]),
+        "audioId": _id(row["audio_id"]),
         "status": row["status"],
         "stage": row["stage"],
         "progress": row["progress"],
         "timeElapsed": elapsed_ms,
         "estimatedTimeRemaining": _estimate_s(row, now),
         "audio": {
-            "id": str(row["audio_id"]),
+            "id": _id(row["audio_id"]),
             "filename": row["filename"],
             "durationMs": row["duration_ms"],
             "sizeBytes": row["size_bytes"],
@@ -155,7 +164,7 @@ def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
     data: dict[str, Any] = {
         "event": kind,
         "runId": str(row["run_id"]),
-        "audioId": str(row["audio_id"]),
+        "audioId": _id(row["audio_id"]),
         "transition": row["type"],
         "status": payload["status"],
         "stage": payload["stage"],
@@ -170,7 +179,7 @@ def event_data(row: Mapping[Any, Any]) -> tuple[dict[str, Any], bool]:
 
 def partial_data(run_id: object, audio_id: object, partial: Mapping[str, Any]) -> dict[str, Any]:
     """A finished chunk (`Partial.to_json()`) as a `partial` stream message."""
-    return {"event": PARTIAL_EVENT, "runId": str(run_id), "audioId": str(audio_id), **partial}
+    return {"event": PARTIAL_EVENT, "runId": str(run_id), "audioId": _id(audio_id), **partial}
 
 
 def tick_data(note: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Every status or stage change goes through `_transition`: it updates the run row and appends a
 `run_event` (whose INSERT also sends the NOTIFY) on the caller's connection, so with the caller's
-transaction it is one atomic step. Progress ticks inside a stage are NOTIFY-only. A finished
-chunk is a `partial` event: the run row does not change, the event carries the chunk's text.
+transaction it is one atomic step; so is the webhook it queues when the run asked for one.
+Progress ticks inside a stage are NOTIFY-only. A finished chunk is a `partial` event: the run
+row does not change, the event carries the chunk's text.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from service.database import Row
 from service.engines.base import Partial, Transcript, stitched
 from service.errors import TapelineError
 from service.queries import q
+from service.runs import webhooks
 
 ACTIVE_STATUSES = ("queued", "processing")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -56,6 +58,7 @@ async def _transition(
     if row is None:
         return None
     event_id = await append_event(conn, row, event_type, event_payload(row))
+    await webhooks.on_transition(conn, row, event_type)
     return Change(run=row, event_id=event_id, event_type=event_type)
 
 

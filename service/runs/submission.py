@@ -16,8 +16,11 @@ from service.inputs import check_run_options, language_tag
 from service.jobs import queue
 from service.media import library as audio_library
 from service.media import tombstones, tus
+from service.media.fetch import DeferToWorker, Fetcher
+from service.queries import q
 from service.runs import store as runs
 from service.runs.analysis import request_analysis, require_analysis
+from service.runs.webhooks import WebhookRequest, attach, requested
 from service.tokens import Principal
 
 SYNC_PRIORITY = 10
@@ -38,8 +41,9 @@ def runs_inline(ctx: Context, audio: Row) -> bool:
 async def submit_run(
     ctx: Context,
     principal: Principal,
-    audio_id: uuid.UUID,
+    audio_id: uuid.UUID | None,
     *,
+    audio_url: str | None = None,
     engine: str | None = None,
     language: str | None = None,
     model: str | None = None,
@@ -47,6 +51,7 @@ async def submit_run(
     analysis: bool = False,
     prompt: str | None = None,
     hotwords: str | None = None,
+    webhook: WebhookRequest | None = None,
 ) -> Row:
     """Queue a run for the audio; small audio is processed before this returns.
 
@@ -59,6 +64,9 @@ async def submit_run(
 
     An inline job is claimed in the transaction that creates it, so no worker can take it; if
     this process dies, its lease expires and a worker finishes it like any other job.
+
+    With `audio_url` instead of an audio id, the run is queued without audio: the worker
+    fetches it first (the `fetching` stage).
     """
     engine = engine or ctx.settings.tapeline_engine
     language = language_tag(language)
@@ -72,14 +80,16 @@ async def submit_run(
     if analysis:
         require_analysis(ctx.settings)
     async with ctx.db.begin() as conn:
-        audio = await audio_library.get(conn, audio_id, principal.scope)
-        if audio is None:
-            raise await tombstones.missing(conn, "audio", audio_id, principal.scope)
-        if audio["purged_at"] is not None:
-            raise Deleted("This audio's recording was removed by the retention policy.")
+        audio = None
+        if audio_id is not None:
+            audio = await audio_library.get(conn, audio_id, principal.scope)
+            if audio is None:
+                raise await tombstones.missing(conn, "audio", audio_id, principal.scope)
+            if audio["purged_at"] is not None:
+                raise Deleted("This audio's recording was removed by the retention policy.")
         fields: dict[str, Any] = {
             "audio_id": audio_id,
-            "owner": audio["owner"],
+            "owner": audio["owner"] if audio is not None else principal.owner,
             "engine": engine,
             "model": model,
             "language": language,
@@ -91,13 +101,23 @@ async def submit_run(
         else:
             once = await runs.create_run_once(conn, **fields, idempotency_key=idempotency_key)
             if once is None:
-                earlier = await runs.by_idempotency_key(conn, audio["owner"], idempotency_key)
+                earlier = await runs.by_idempotency_key(conn, fields["owner"], idempotency_key)
                 assert earlier is not None
                 return earlier
             created = once
         if analysis:
             await request_analysis(conn, created.run["id"])
-        inline = runs_inline(ctx, audio) and needs in worker_serves(ctx.settings, ctx.engines)
+        submitted = created.run
+        if webhook is not None:
+            submitted = await attach(conn, created.run["id"], webhook)
+        if audio_url is not None:
+            params = {"run_id": created.run["id"], "source_url": audio_url}
+            submitted = (await conn.execute(q("set_run_source"), params)).mappings().one()
+        inline = (
+            audio is not None
+            and runs_inline(ctx, audio)
+            and needs in worker_serves(ctx.settings, ctx.engines)
+        )
         job_id = await queue.enqueue(
             conn,
             job_type=queue.TRANSCRIBE_SYNC if inline else queue.TRANSCRIBE_LONG,
@@ -112,12 +132,32 @@ async def submit_run(
                 conn, job_id, ctx.executor.worker_id, ctx.settings.job_lease_ms
             )
     if claimed is None:
-        return created.run
+        return submitted
     await ctx.executor.execute(claimed)
     async with ctx.db.connect() as conn:
         run = await runs.get(conn, created.run["id"], None)
     assert run is not None
     return run
+
+
+async def submit_url(ctx: Context, principal: Principal, url: str, **options: Any) -> Row:
+    """A run of the audio at `url`: fetched here when it says it is at most
+    TRANSCRIBE_SYNC_MAX_BYTES (then handled like an upload: inline if short), else queued for a
+    worker to fetch in its `fetching` stage."""
+    fetcher = Fetcher.from_settings(ctx.settings)
+    limit = ctx.settings.transcribe_sync_max_bytes
+    try:
+        upload = await fetcher.fetch(url, ctx.storage.staging_path(), in_request_limit=limit)
+    except DeferToWorker:
+        return await submit_run(ctx, principal, None, audio_url=url, **options)
+    audio = await audio_library.accept_upload(
+        ctx.db,
+        ctx.storage,
+        principal.owner,
+        upload,
+        max_duration_ms=ctx.settings.max_audio_duration_ms,
+    )
+    return await submit_run(ctx, principal, audio["id"], audio_url=url, **options)
 
 
 async def cancel_run(ctx: Context, principal: Principal, run_id: uuid.UUID) -> Row:
@@ -155,16 +195,20 @@ async def _visible_run(conn: AsyncConnection, run_id: uuid.UUID, principal: Prin
     return run
 
 
-async def complete_upload(ctx: Context, upload: Row) -> Row:
+async def complete_upload(ctx: Context, upload: Row, principal: Principal | None = None) -> Row:
     """A tus upload's last byte is in: it becomes audio and, with autoTranscribe, a queued run.
+    The run's webhook (metadata `webhookUrl`, `webhookEvents`, or the token's default) is
+    signed with the secret of the token that sent the last byte.
     Idempotent: a completion retried after a failure returns the same audio and run."""
     audio = await tus.assemble(ctx, upload)
     options = tus.upload_options(upload["metadata"])
     run_id = None
     if options["auto_transcribe"]:
+        principal = principal or Principal(owner=upload["owner"])
+        webhook = upload_webhook(ctx, principal, upload["metadata"])
         run = await submit_run(
             ctx,
-            Principal(owner=upload["owner"]),
+            principal,
             audio["id"],
             engine=options["engine"],
             language=options["language"],
@@ -172,6 +216,19 @@ async def complete_upload(ctx: Context, upload: Row) -> Row:
             prompt=options.get("prompt"),
             hotwords=options.get("hotwords"),
             idempotency_key=f"tus-upload:{upload['id']}",
+            webhook=webhook,
         )
         run_id = run["id"]
     return await tus.mark_completed(ctx.db, upload, audio["id"], run_id)
+
+
+def upload_webhook(
+    ctx: Context, principal: Principal, metadata: dict[str, str]
+) -> WebhookRequest | None:
+    """The webhook a tus upload's metadata asks for, checked like a submission's."""
+    return requested(
+        principal,
+        metadata.get("webhookUrl"),
+        metadata.get("webhookEvents"),
+        ctx.settings.webhook_allow_private,
+    )

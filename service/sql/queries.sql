@@ -104,10 +104,12 @@ WHERE job.id = expired.id
 RETURNING job.id, job.run_id, job.job_type, job.status, job.attempts;
 
 -- cancel_run_jobs --
--- Stop a run's unfinished jobs; a worker running one notices at its next lease renewal.
+-- Stop a run's unfinished jobs; a worker running one notices at its next lease renewal. Webhook
+-- deliveries go on: what they report (run.started) did happen.
 WITH cancelled AS (
     UPDATE job SET status = 'cancelled', locked_by = NULL, locked_until = NULL, updated_at = now()
     WHERE run_id = :run_id AND status IN ('queued', 'processing')
+      AND job_type <> 'deliver_webhook'
     RETURNING id
 )
 SELECT id, pg_notify('tapeline_cancel', CAST(id AS text)) FROM cancelled;
@@ -237,7 +239,7 @@ SELECT (SELECT coalesce(max(id), 0) FROM run_event) AS last_event_id,
            'stage', r.stage, 'progress', r.progress, 'attempts', r.attempts,
            'engine', r.engine, 'createdAt', r.created_at, 'filename', a.filename)
            ORDER BY r.created_at), '[]') AS runs
-FROM transcript_run r JOIN audio a ON a.id = r.audio_id
+FROM transcript_run r LEFT JOIN audio a ON a.id = r.audio_id
 WHERE r.status IN ('queued', 'processing') AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
 
 -- notify_progress --
@@ -278,6 +280,9 @@ SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.attempts, r.e
                             AND (w.serves IS NULL OR j.needs = ANY(w.serves)))
         LIMIT 1) AS waiting_for
 FROM transcript_run r JOIN audio a ON a.id = r.audio_id
+
+                 FROM job j WHERE j.run_id = r.id), '[]') AS jobs
+FROM transcript_run r LEFT JOIN audio a ON a.id = r.audio_id
 WHERE r.id = :run_id AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
 
 -- insert_audio --
@@ -302,13 +307,15 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- insert_token --
--- Store a new API token; only its hash is kept.
-INSERT INTO api_token (owner, token_hash, token_prefix) VALUES (:owner, :token_hash, :token_prefix)
-RETURNING id, owner, token_prefix, created_at;
+-- Store a new API token; only its hash is kept (its webhook secret is needed to sign, so kept).
+INSERT INTO api_token (owner, token_hash, token_prefix, webhook_url, webhook_secret)
+VALUES (:owner, :token_hash, :token_prefix, CAST(:webhook_url AS text), :webhook_secret)
+RETURNING id, owner, token_prefix, created_at, webhook_url, webhook_secret;
 
 -- find_token --
--- Who a presented token belongs to, if it is valid.
-SELECT id, owner FROM api_token WHERE token_hash = :token_hash AND revoked_at IS NULL;
+-- Who a presented token belongs to, if it is valid, and where its runs' webhooks go by default.
+SELECT id, owner, webhook_url FROM api_token
+WHERE token_hash = :token_hash AND revoked_at IS NULL;
 
 -- list_tokens --
 -- Every token, for `tapeline token list` (hashes stay inside the database).
@@ -567,3 +574,104 @@ WHERE e.id > :after_id AND (CAST(:owner AS text) IS NULL OR e.owner = :owner)
   AND e.type <> 'partial'
 ORDER BY e.id
 LIMIT :limit;
+
+-- --- webhooks and audio by URL ---------------------------------------------------------------
+
+-- rotate_webhook_secret --
+-- `tapeline token rotate-webhook-secret`: a new secret per token (32 bytes of two random UUIDs,
+-- from Postgres's strong random source); the old one keeps signing beside it for a day.
+UPDATE api_token
+SET webhook_secret_previous = webhook_secret,
+    webhook_secret = 'whsec_' || encode(decode(replace(
+        gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
+    webhook_secret_rotated_at = now()
+WHERE revoked_at IS NULL AND (owner = :key OR CAST(id AS text) = :key OR token_prefix = :key)
+RETURNING id, owner, token_prefix, webhook_secret;
+
+-- set_run_webhook --
+-- A new run's callback: where it goes, which events, whose secret signs it.
+UPDATE transcript_run
+SET webhook_url = :webhook_url, webhook_events = CAST(:webhook_events AS text[]),
+    webhook_token_id = :webhook_token_id
+WHERE id = :run_id
+RETURNING *;
+
+-- set_run_source --
+-- A run submitted with an audio URL: a worker fetches it before transcribing.
+UPDATE transcript_run SET source_url = :source_url WHERE id = :run_id RETURNING *;
+
+-- set_run_audio --
+-- The worker fetched the run's audio URL: the run now has its audio.
+UPDATE transcript_run SET audio_id = :audio_id
+WHERE id = :run_id AND status = 'processing'
+RETURNING *;
+
+-- insert_webhook_message --
+-- One event for one URL, stored with the transition that caused it; its id is the webhook-id.
+INSERT INTO webhook_message (id, run_id, owner, event_type, url, token_id, body)
+VALUES (:id, :run_id, :owner, :event_type, :url, CAST(:token_id AS uuid), :body);
+
+-- insert_webhook_job --
+-- Which message a deliver_webhook job sends.
+INSERT INTO webhook_job (job_id, message_id) VALUES (:job_id, :message_id);
+
+-- webhook_for_job --
+-- What a delivery job sends and signs with (the previous secret only during a rotation's day),
+-- and whether its URL answered 410 since.
+SELECT m.id, m.run_id, m.owner, m.event_type, m.url, m.body,
+       t.webhook_secret, t.webhook_secret_previous,
+       coalesce(t.webhook_secret_rotated_at > now() - interval '24 hours', false)
+           AS rotation_overlaps,
+       EXISTS (SELECT 1 FROM webhook_gone g WHERE g.owner = m.owner AND g.url = m.url) AS gone
+FROM webhook_job j
+JOIN webhook_message m ON m.id = j.message_id
+LEFT JOIN api_token t ON t.id = m.token_id AND t.revoked_at IS NULL
+WHERE j.job_id = :job_id;
+
+-- record_webhook_delivery --
+-- Every attempt, whatever happened: readable in psql and at GET /api/runs/{id}/webhooks.
+INSERT INTO webhook_delivery (message_id, run_id, owner, event, url, attempt, status_code,
+                              duration_ms, error)
+VALUES (:message_id, :run_id, :owner, :event, :url,
+        (SELECT count(*) + 1 FROM webhook_delivery WHERE message_id = :message_id),
+        CAST(:status_code AS integer), :duration_ms, CAST(:error AS text));
+
+-- mark_webhook_gone --
+-- The receiver answered 410: nothing more goes to that URL for this owner.
+INSERT INTO webhook_gone (owner, url) VALUES (:owner, :url) ON CONFLICT DO NOTHING;
+
+-- clear_webhook_gone --
+-- The owner redelivers to a URL that answered 410 once: they want it tried again.
+DELETE FROM webhook_gone WHERE owner = :owner AND url = :url;
+
+-- run_webhooks --
+-- A run's webhook deliveries with the state of their latest job and every attempt.
+SELECT m.id, m.event_type, m.url, m.created_at, lj.status, lj.next_attempt_at,
+       coalesce((SELECT json_agg(json_build_object(
+                    'id', d.id, 'attempt', d.attempt, 'statusCode', d.status_code,
+                    'durationMs', d.duration_ms, 'error', d.error, 'createdAt', d.created_at)
+                    ORDER BY d.id)
+                 FROM webhook_delivery d WHERE d.message_id = m.id), '[]') AS attempts
+FROM webhook_message m
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN j.status IN ('queued', 'processing') THEN 'pending'
+                ELSE j.status END AS status,
+           CASE WHEN j.status = 'queued' THEN j.run_after END AS next_attempt_at
+    FROM webhook_job wj JOIN job j ON j.id = wj.job_id
+    WHERE wj.message_id = m.id ORDER BY j.id DESC LIMIT 1
+) lj ON true
+WHERE m.run_id = :run_id
+ORDER BY m.created_at, m.id;
+
+-- find_webhook_message --
+-- The delivery a redeliver names: by message id, or by the id of one of its attempts.
+SELECT m.* FROM webhook_message m
+WHERE m.run_id = :run_id
+  AND (m.id = :key OR m.id = (SELECT d.message_id FROM webhook_delivery d
+                              WHERE CAST(d.id AS text) = :key));
+
+-- webhook_pending --
+-- Is a job for this message still queued or running? (Redelivering it then would send twice.)
+SELECT 1 FROM webhook_job wj JOIN job j ON j.id = wj.job_id
+WHERE wj.message_id = :message_id AND j.status IN ('queued', 'processing')
+LIMIT 1;

@@ -54,6 +54,7 @@ def test_every_module_lives_in_a_wing_or_is_one_of_the_few_at_the_top() -> None:
         "inputs",
         "logs",
         "metrics",
+        "outbound",
         "queries",
         "schema",
         "tokens",

@@ -48,6 +48,7 @@ export const STATUS = {
 
 export const STAGE = {
   queued: "Waiting for a worker",
+  fetching: "Fetching the audio from its URL",
   uploading: "Preparing the audio",
   analyzing: "Recognising speech",
   finalizing: "Putting the transcript together",
