@@ -142,6 +142,8 @@ class EngineOptions:
     model: str | None = None
     run_id: uuid.UUID | None = None
     """The run being transcribed, so engines can keep finished chunks for a retry."""
+    prompt: str | None = None
+    """Text that guides the model's spelling and style (names, jargon), as OpenAI's `prompt`."""
 
 
 class Reporter(Protocol):

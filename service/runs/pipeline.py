@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import logs
 from service.database import Row
-from service.engines.base import Engine, EngineOptions, Partial, Segment, Transcript
+from service.engines.base import Engine, EngineOptions, Partial, Segment, Transcript, Word
 from service.errors import (
     AudioMissing,
     EngineNotConfigured,
@@ -94,7 +94,12 @@ def checked_segments(segments: Sequence[Segment], duration_ms: int) -> tuple[Seg
         if not text:
             continue
         start, end = within(seg.start_ms, seg.end_ms, duration_ms)
-        checked.append(Segment(start, end, text, seg.speaker))
+        words = tuple(
+            Word(*within(w.start_ms, w.end_ms, duration_ms), w.text, w.probability)
+            for w in seg.words
+            if w.text.strip()
+        )
+        checked.append(Segment(start, end, text, seg.speaker, words))
     return tuple(checked)
 
 
@@ -159,7 +164,9 @@ class TranscriptionHandler:
         if audio is None:
             raise AudioMissing()
         reporter = RunReporter(self.db, run, int(audio["duration_ms"]))
-        options = EngineOptions(language=run["language"], model=run["model"], run_id=run_id)
+        options = EngineOptions(
+            language=run["language"], model=run["model"], run_id=run_id, prompt=run.get("prompt")
+        )
         try:
             async with self.storage.local_file(audio["storage_key"]) as path:
                 transcript = await engine.transcribe(path, options, reporter)

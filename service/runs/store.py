@@ -80,6 +80,7 @@ async def create_run(
     engine: str,
     model: str | None,
     language: str | None,
+    prompt: str | None = None,
 ) -> Change:
     params = {
         "audio_id": audio_id,
@@ -87,6 +88,7 @@ async def create_run(
         "engine": engine,
         "model": model,
         "language": language,
+        "prompt": prompt,
     }
     row = (await conn.execute(q("insert_run"), params)).mappings().one()
     return await _queued(conn, row)
@@ -218,6 +220,7 @@ async def create_run_once(
     model: str | None,
     language: str | None,
     idempotency_key: str,
+    prompt: str | None = None,
 ) -> Change | None:
     """Like `create_run`, under an Idempotency-Key: None when the owner already has a run with
     that key (the unique index decides, so concurrent retries cannot both create one)."""
@@ -227,6 +230,7 @@ async def create_run_once(
         "engine": engine,
         "model": model,
         "language": language,
+        "prompt": prompt,
         "idempotency_key": idempotency_key,
     }
     row = (await conn.execute(q("insert_run_idempotent"), params)).mappings().first()

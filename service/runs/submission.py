@@ -40,6 +40,7 @@ async def submit_run(
     model: str | None = None,
     idempotency_key: str | None = None,
     analysis: bool = False,
+    prompt: str | None = None,
 ) -> Row:
     """Queue a run for the audio; small audio is processed before this returns.
 
@@ -68,6 +69,7 @@ async def submit_run(
             "engine": engine,
             "model": model,
             "language": language,
+            "prompt": prompt,
         }
         if idempotency_key is None:
             created = await runs.create_run(conn, **fields)

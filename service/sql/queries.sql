@@ -115,8 +115,8 @@ SELECT status, count(*) AS jobs FROM job GROUP BY status;
 
 -- insert_run --
 -- Create a queued run for an audio file.
-INSERT INTO transcript_run (audio_id, owner, engine, model, language)
-VALUES (:audio_id, :owner, :engine, :model, :language)
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt)
 RETURNING *;
 
 -- start_run --
@@ -432,8 +432,8 @@ SELECT * FROM transcript_run WHERE owner = :owner AND idempotency_key = :idempot
 -- insert_run_idempotent --
 -- Create a queued run under an Idempotency-Key; the unique index makes concurrent retries
 -- create one run (the losers get no row and read the winner's).
-INSERT INTO transcript_run (audio_id, owner, engine, model, language, idempotency_key)
-VALUES (:audio_id, :owner, :engine, :model, :language, :idempotency_key)
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, idempotency_key)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :idempotency_key)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
