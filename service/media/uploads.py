@@ -110,8 +110,14 @@ class _Collector:
                 raise InvalidRequest(f"The form field {self._name!r} is too long.")
 
     def part_end(self) -> None:
+        """A field sent several times as `name[]` (how the OpenAI SDKs send a list) keeps
+        every value, comma-separated; any other field keeps its last value."""
         if not self._is_file and self._name:
-            self.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            earlier = self.fields.get(self._name)
+            if self._name.endswith("[]") and earlier is not None:
+                value = f"{earlier},{value}"
+            self.fields[self._name] = value
 
     def close(self) -> None:
         if self.file is not None:
