@@ -65,7 +65,7 @@ ROUTES = [
     Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
     Route("/v1/audio/transcriptions", openai_compat.create_transcription, methods=["POST"]),
     Route("/v1/models", openai_compat.list_models, methods=["GET"]),
-    Route("/v1/models/{model:path}", openai_compat.get_model, methods=["GET"]),
+    Route("/v1/models/{model}", openai_compat.get_model, methods=["GET"]),
 ]
 
 HTTP_CODES = {
