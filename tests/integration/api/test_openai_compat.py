@@ -290,3 +290,24 @@ def test_a_failed_run_answers_its_error_and_asks_not_to_retry(server: Served) ->
     assert caught.value.body["code"] == "engine_refused"  # type: ignore[index]
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert server.runs()[0]["status"] == "failed"
+
+
+def test_a_client_that_leaves_stops_waiting_not_the_run(server: Served) -> None:
+    server.fakes.openai.fail(FaultKind.TRICKLE, chunk_size=100, interval=0.3)
+    with (
+        server.clip.open("rb") as audio,
+        httpx.stream(
+            "POST",
+            f"{server.base}/v1/audio/transcriptions",
+            headers={"Authorization": f"Bearer {server.token}"},
+            files={"file": ("clip.wav", audio, "audio/wav")},
+            data={"model": "whisper-1", "response_format": "text"},
+            timeout=60,
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert next(response.iter_raw()).strip() == b""  # a keep-alive: the run is on its way
+    deadline = time.monotonic() + 30
+    while server.runs()[0]["status"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.runs()[0]["status"] == "succeeded"
