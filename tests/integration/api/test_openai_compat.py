@@ -1,6 +1,7 @@
 """/v1 through the real `openai` SDK against a real `tapeline serve`: its worker runs the
-`openai` engine against the fake provider (whisper-1 here), so every transcription is a real
-run through the queue. Keep-alives are due every 300 ms, so most answers below carry some.
+`openai` engine against the fake provider (whisper-1 here). The short clip is transcribed
+inside the request, as short audio is; the long talk goes through the queue. Keep-alives are
+due every 300 ms, so many answers below carry some.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def served(
             OPENAI_CHUNK_MS="10000",
             OPENAI_COMPAT_MODELS="whisper-1=openai,fast=local",
             SSE_HEARTBEAT_MS="300",
-            TRANSCRIBE_SYNC_MAX_DURATION_MS="0",
+            TRANSCRIBE_SYNC_MAX_DURATION_MS="10000",
         )
         token = subprocess.run(
             tapeline("token", "create", "sdk"), env=env, capture_output=True, text=True, check=True
@@ -113,6 +115,12 @@ def test_a_plain_transcription_is_a_real_run(server: Served) -> None:
     assert (newest["engine"], newest["status"], newest["language"]) == ("openai", "succeeded", "en")
     (call,) = server.fakes.openai.transcriptions
     assert (call.prompt, call.language) == ("Tapeline, OpenAI", "en")
+
+    with server.talk.open("rb") as audio:  # too long for the request: queued for the worker
+        queued = server.client().audio.transcriptions.create(model="whisper-1", file=audio)
+    chunks = len(server.fakes.openai.transcriptions) - 1
+    assert chunks >= 3 and queued.text == " ".join([HELLO] * chunks)
+    assert server.runs()[0]["status"] == "succeeded" and len(server.runs()) == before + 2
 
 
 @pytest.mark.parametrize(
@@ -209,11 +217,9 @@ def chunk_of(name: str | None) -> int:
     return int(match.group(1))
 
 
-def test_a_long_wait_is_kept_alive_and_answered_in_one_json(server: Served) -> None:
-    """Whitespace before the JSON while the provider dribbles its answer (about 2 s)."""
-    server.fakes.openai.fail(FaultKind.TRICKLE, chunk_size=150, interval=0.3)
-    started = time.monotonic()
-    arrivals: list[tuple[float, bytes]] = []
+@contextmanager
+def raw_transcription(server: Served, fields: dict[str, str]) -> Iterator[httpx.Response]:
+    """The clip posted with plain httpx, to see the bytes as they arrive."""
     with (
         server.clip.open("rb") as audio,
         httpx.stream(
@@ -221,10 +227,19 @@ def test_a_long_wait_is_kept_alive_and_answered_in_one_json(server: Served) -> N
             f"{server.base}/v1/audio/transcriptions",
             headers={"Authorization": f"Bearer {server.token}"},
             files={"file": ("clip.wav", audio, "audio/wav")},
-            data={"model": "whisper-1"},
+            data=fields,
             timeout=60,
         ) as response,
     ):
+        yield response
+
+
+def test_a_long_wait_is_kept_alive_and_answered_in_one_json(server: Served) -> None:
+    """Whitespace before the JSON while the provider dribbles its answer (about 2 s)."""
+    server.fakes.openai.fail(FaultKind.TRICKLE, chunk_size=150, interval=0.3)
+    started = time.monotonic()
+    arrivals: list[tuple[float, bytes]] = []
+    with raw_transcription(server, {"model": "whisper-1"}) as response:
         assert response.status_code == 200
         for piece in response.iter_raw():
             arrivals.append((time.monotonic() - started, piece))
@@ -294,17 +309,7 @@ def test_a_failed_run_answers_its_error_and_asks_not_to_retry(server: Served) ->
 
 def test_a_client_that_leaves_stops_waiting_not_the_run(server: Served) -> None:
     server.fakes.openai.fail(FaultKind.TRICKLE, chunk_size=100, interval=0.3)
-    with (
-        server.clip.open("rb") as audio,
-        httpx.stream(
-            "POST",
-            f"{server.base}/v1/audio/transcriptions",
-            headers={"Authorization": f"Bearer {server.token}"},
-            files={"file": ("clip.wav", audio, "audio/wav")},
-            data={"model": "whisper-1", "response_format": "text"},
-            timeout=60,
-        ) as response,
-    ):
+    with raw_transcription(server, {"model": "whisper-1", "response_format": "text"}) as response:
         assert response.status_code == 200
         assert next(response.iter_raw()).strip() == b""  # a keep-alive: the run is on its way
     deadline = time.monotonic() + 30
