@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from service.api import admin, audio, events, health, metrics, openapi, runs
+from service.api import openai as openai_compat
 from service.api import uploads as tus_uploads
 from service.api import web as web_page
 from service.auth import FailedAuthentications
@@ -69,6 +70,9 @@ ROUTES = [
     Route("/api/audio/{audio_id}", audio.delete_audio, methods=["DELETE"]),
     Route("/metrics", metrics.scrape, methods=["GET"]),
     Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/v1/audio/transcriptions", openai_compat.create_transcription, methods=["POST"]),
+    Route("/v1/models", openai_compat.list_models, methods=["GET"]),
+    Route("/v1/models/{model}", openai_compat.get_model, methods=["GET"]),
 ]
 
 HTTP_CODES = {

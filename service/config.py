@@ -189,6 +189,24 @@ class Settings(BaseSettings):
         """The first attempt, then one retry per WEBHOOK_RETRY_DELAYS entry."""
         return len(self.webhook_retry_delays) + 1
 
+    openai_compat_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """`/v1` model names: `name=engine` or `name=engine:model`, comma-separated."""
+
+    @field_validator("openai_compat_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        models: dict[str, str] = {}
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            name, sep, target = (side.strip() for side in item.partition("="))
+            if not sep or not name or not target or target.startswith(":"):
+                raise ValueError("write name=engine or name=engine:model, comma-separated")
+            models[name] = target
+        return models
+
     @field_validator("worker_retry_delays", "webhook_retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, value: Any) -> Any:

@@ -447,3 +447,21 @@ class WebhookRefused(TapelineError):
 
     code = "webhook_refused"
     http_status = 422
+
+
+# --- the OpenAI-compatible endpoint ---------------------------------------------------------
+
+
+class ModelNotFound(TapelineError):
+    """No such model here: ask GET /v1/models for the names this server transcribes with."""
+
+    code = "model_not_found"
+    http_status = 400
+
+
+class ShuttingDown(TapelineError):
+    """This server is shutting down, so it stopped waiting for the run. The run goes on: read
+    it at /api/runs/{runId}, or send the request again to another server."""
+
+    code = "shutting_down"
+    http_status = 503

@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document served at /openapi.json, built from plain dicts, one block per area.
 
-Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `WEBHOOKS`, `UPLOADS`) is
-a mapping of paths; `document()` merges them with the shared schemas. A new area is one more
-mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
+Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `WEBHOOKS`, `UPLOADS`,
+`OPENAI`) is a mapping of paths; `document()` merges them with the shared schemas. A new area is
+one more mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
 carries is described by the `RunStreamMessage` and `GlobalStreamMessage` schemas
 (`x-message-schema`).
 """
@@ -906,6 +906,162 @@ WEBHOOKS: Json = {
     },
 }
 
+OPENAI_ERROR_REASONS = {
+    400: "A field, the file or the model is not usable (`param` names it; OpenAI's 400).",
+    401: "No valid token as the API key (`invalid_api_key`).",
+    409: "The run was cancelled (`cancelled`).",
+    413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`), or than the engine takes.",
+    429: "The provider kept rate-limiting the run (`upstream_rate_limited`).",
+    500: "The run failed inside Tapeline (`internal_error`).",
+    502: "The provider's answers were unusable or its key was refused.",
+    503: "The run could not finish here (a transient failure after its retries).",
+    504: "The run took longer than JOB_TIMEOUT_MS (`job_timeout`).",
+    507: "The server's data disk is below MIN_FREE_DISK_MB (`insufficient_storage`).",
+}
+
+
+def openai_errors(*codes: int) -> Json:
+    return {str(c): json_body(ref("OpenAIError"), OPENAI_ERROR_REASONS[c]) for c in codes}
+
+
+OPENAI_MODEL = obj(
+    ["id", "object", "created", "owned_by"],
+    id={"type": "string", "description": "`whisper-1`, an engine's name, or OPENAI_COMPAT_MODELS'"},
+    object={"type": "string", "enum": ["model"]},
+    created={"type": "integer", "description": "When this process started (Unix seconds)."},
+    owned_by={"type": "string"},
+)
+OPENAI_USAGE = obj(
+    ["type", "seconds"],
+    type={"type": "string", "enum": ["duration"]},
+    seconds={"type": "number"},
+)
+SCHEMAS.update(
+    {
+        "OpenAIError": obj(
+            ["error"],
+            error=obj(
+                ["message", "type", "param", "code"],
+                message={"type": "string"},
+                type={"type": "string", "description": "`invalid_request_error`, `server_error`…"},
+                param=nullable({"type": "string"}),
+                code=nullable({"type": "string", "description": "Tapeline's stable code."}),
+            ),
+        ),
+        "OpenAIModel": OPENAI_MODEL,
+        "OpenAIModelList": obj(
+            ["object", "data"],
+            object={"type": "string", "enum": ["list"]},
+            data={"type": "array", "items": OPENAI_MODEL},
+        ),
+        "OpenAITranscriptionForm": obj(
+            ["file", "model"],
+            file={"type": "string", "contentMediaType": "application/octet-stream"},
+            model={"type": "string", "description": "A name GET /v1/models lists."},
+            language={"type": "string", "description": "ISO-639-1, e.g. `en`."},
+            prompt={"type": "string", "description": "Guides spelling and style."},
+            temperature={"type": "number", "minimum": 0, "maximum": 1},
+            response_format={
+                "type": "string",
+                "enum": ["json", "text", "srt", "vtt", "verbose_json"],
+            },
+            **{
+                "timestamp_granularities[]": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["segment", "word"]},
+                    "description": "With `verbose_json` only.",
+                }
+            },
+            stream={"type": "boolean"},
+        ),
+        "OpenAITranscription": {
+            "description": "`json` (`text`, `usage`) or `verbose_json` (also `task`, "
+            "`language`, `duration`, `segments` and, when asked, `words`). Keep-alive spaces "
+            "may come before it.",
+            **obj(
+                ["text"],
+                text={"type": "string"},
+                usage=OPENAI_USAGE,
+                task={"type": "string"},
+                language={"type": "string"},
+                duration={"type": "number"},
+                segments={"type": "array", "items": {"type": "object"}},
+                words={
+                    "type": "array",
+                    "items": obj(
+                        ["word", "start", "end"],
+                        word={"type": "string"},
+                        start={"type": "number"},
+                        end={"type": "number"},
+                    ),
+                },
+            ),
+        },
+    }
+)
+
+OPENAI: Json = {
+    "/v1/audio/transcriptions": {
+        "post": operation(
+            "OpenAI-compatible transcription: a real run, answered when it is done",
+            "openai",
+            {
+                "200": {
+                    "description": "The transcript in `response_format`, or with `stream` "
+                    "`transcript.text.delta` events then `transcript.text.done` (SSE). While "
+                    "the run is on its way, whitespace (or SSE comments) keeps the connection "
+                    "alive every SSE_HEARTBEAT_MS; a failure after that is an OpenAI error "
+                    "object in the body.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"anyOf": [ref("OpenAITranscription"), ref("OpenAIError")]}
+                        },
+                        "text/plain": {"schema": {"type": "string"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **openai_errors(400, 401, 409, 413, 429, 500, 502, 503, 504, 507),
+            },
+            body={
+                "required": True,
+                "content": {"multipart/form-data": {"schema": ref("OpenAITranscriptionForm")}},
+            },
+            description="The API token is the API key (`Authorization: Bearer`). Errors are "
+            'OpenAI\'s `{"error": {"message", "type", "param", "code"}}`.',
+        )
+    },
+    "/v1/models": {
+        "get": operation(
+            "The model names /v1/audio/transcriptions accepts here",
+            "openai",
+            {"200": json_body(ref("OpenAIModelList"), "The models."), **openai_errors(401)},
+        )
+    },
+    "/v1/models/{model}": {
+        "get": operation(
+            "One model",
+            "openai",
+            {
+                "200": json_body(ref("OpenAIModel"), "The model."),
+                **openai_errors(401),
+                "404": json_body(
+                    {"anyOf": [ref("OpenAIError"), ref("Error")]},
+                    "No such model; an empty name is no route at all (Tapeline's 404).",
+                ),
+            },
+            parameters=[
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "A name GET /v1/models lists.",
+                }
+            ],
+        )
+    },
+}
+
 AREAS: tuple[Mapping[str, Json], ...] = (
     HEALTH,
     AUDIO,
@@ -915,6 +1071,7 @@ AREAS: tuple[Mapping[str, Json], ...] = (
     OPERATIONS,
     WEBHOOKS,
     UPLOADS,
+    OPENAI,
 )
 
 # --- limits: what every operation may also answer when a limit is reached ----------------------

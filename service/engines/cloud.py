@@ -20,7 +20,7 @@ from pathlib import Path
 
 from service.config import Settings
 from service.cpu import run_cpu
-from service.engines.base import Reporter, Segment, stitched
+from service.engines.base import Reporter, Segment, Word, stitched
 from service.engines.chunk_results import ChunkResult, ChunkStore, reusable
 from service.engines.retrying import Deadline
 from service.engines.splitting import AudioChunk, encode_span, longest_chunk_ms, plan_upload
@@ -155,7 +155,16 @@ def absolute(segments: Sequence[Segment], span: tuple[int, int]) -> tuple[Segmen
             continue
         seg_start = min(max(0, seg.start_ms) + start, end)
         seg_end = min(max(seg.end_ms, seg.start_ms, 0) + start, end)
-        placed.append(Segment(seg_start, max(seg_start, seg_end), text, seg.speaker))
+        words = tuple(
+            Word(
+                min(max(0, w.start_ms) + start, end),
+                min(max(0, w.end_ms, w.start_ms) + start, end),
+                w.text,
+                w.probability,
+            )
+            for w in seg.words
+        )
+        placed.append(Segment(seg_start, max(seg_start, seg_end), text, seg.speaker, words))
     return tuple(sorted(placed, key=lambda s: (s.start_ms, s.end_ms)))
 
 

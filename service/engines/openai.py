@@ -18,7 +18,7 @@ from typing import Any
 import openai
 
 from service.config import Settings
-from service.engines.base import EngineOptions, Reporter, Segment, Transcript
+from service.engines.base import EngineOptions, Reporter, Segment, Transcript, Word
 from service.engines.chunk_results import ChunkStore
 from service.engines.cloud import ChunkedTranscription, job_deadline, primary_language
 from service.engines.retrying import Deadline, RetryPolicy
@@ -76,8 +76,9 @@ class OpenAIEngine:
             data = await asyncio.to_thread(chunk.path.read_bytes)  # up to 25 MB: off the loop
 
             async def attempt() -> list[Segment]:
+                guide = prompt or options.prompt
                 response = await self.client.audio.transcriptions.create(
-                    **request(model, language, prompt, (chunk.path.name, data, chunk.mime_type))
+                    **request(model, language, guide, (chunk.path.name, data, chunk.mime_type))
                 )
                 return segments_of(response, chunk.end_ms - chunk.start_ms)
 
@@ -98,7 +99,7 @@ def request(
     args: dict[str, Any] = {"file": file, "model": model}
     if model.startswith(VERBOSE_MODELS):
         args["response_format"] = "verbose_json"
-        args["timestamp_granularities"] = ["segment"]
+        args["timestamp_granularities"] = ["segment", "word"]
     else:
         args["response_format"] = "json"
     if language:
@@ -116,12 +117,27 @@ def segments_of(response: Any, chunk_ms: int) -> list[Segment]:
             "The transcription server answered without a transcript (not the JSON it promises)."
         )
     raw: Sequence[Any] = getattr(response, "segments", None) or ()
+    words = words_of(response)
     segments = []
     for seg in raw:
         start, end, said = getattr(seg, "start", None), getattr(seg, "end", None), seg.text
         if not isinstance(start, int | float) or not isinstance(end, int | float):
             raise UpstreamBadResponse("The transcription server sent segments without times.")
-        segments.append(Segment(round(start * 1000), round(end * 1000), str(said or "")))
+        start_ms, end_ms = round(start * 1000), round(end * 1000)
+        inside = tuple(w for w in words if start_ms <= w.start_ms < max(end_ms, start_ms + 1))
+        segments.append(Segment(start_ms, end_ms, str(said or ""), words=inside))
     if not segments and text.strip():
-        segments.append(Segment(0, chunk_ms, text))
+        segments.append(Segment(0, chunk_ms, text, words=tuple(words)))
     return segments
+
+
+def words_of(response: Any) -> list[Word]:
+    """The word timestamps a whisper model sends (chunk-relative ms); none is fine, a word
+    without times is skipped rather than trusted."""
+    words = []
+    for item in getattr(response, "words", None) or ():
+        start, end, said = (getattr(item, k, None) for k in ("start", "end", "word"))
+        if isinstance(start, int | float) and isinstance(end, int | float) and said:
+            start_ms = round(start * 1000)
+            words.append(Word(start_ms, max(start_ms, round(end * 1000)), str(said).strip()))
+    return words

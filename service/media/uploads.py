@@ -138,10 +138,15 @@ class _Collector:
                 raise InvalidRequest("The form's fields are too long together.")
 
     def part_end(self) -> None:
+        """A field sent several times as `name[]` (how the OpenAI SDKs send a list) keeps
+        every value, comma-separated; any other field keeps its last value."""
         if not self._is_file and self._name:
             value = printable(self._value.decode("utf-8", "replace"))
             if self.check is not None:
                 self.check(self._name, value)
+            earlier = self.fields.get(self._name)
+            if self._name.endswith("[]") and earlier is not None:
+                value = f"{earlier},{value}"
             self.fields[self._name] = value
 
     def close(self) -> None:

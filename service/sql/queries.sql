@@ -122,6 +122,9 @@ SELECT status, count(*) AS jobs FROM job GROUP BY status;
 -- Create a queued run for an audio file.
 INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords)
 VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords)
+
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt)
 RETURNING *;
 
 -- start_run --
@@ -454,6 +457,9 @@ SELECT * FROM transcript_run WHERE owner = :owner AND idempotency_key = :idempot
 INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords,
                             idempotency_key)
 VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords, :idempotency_key)
+
+INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, idempotency_key)
+VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :idempotency_key)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 

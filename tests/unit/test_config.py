@@ -57,3 +57,14 @@ def test_a_bad_engine_setting_names_its_variable() -> None:
         load_settings(engine_request_timeout_ms=0)
     with pytest.raises(ConfigError, match="OPENAI_CHUNK_FORMAT"):
         load_settings(openai_chunk_format="wav")
+
+
+def test_openai_compat_models_are_name_to_engine_and_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_COMPAT_MODELS", "whisper-1=openai, large = local:large-v3,")
+    assert load_settings().openai_compat_models == {
+        "whisper-1": "openai",
+        "large": "local:large-v3",
+    }
+    monkeypatch.setenv("OPENAI_COMPAT_MODELS", "whisper-1")
+    with pytest.raises(ConfigError, match="OPENAI_COMPAT_MODELS"):
+        load_settings()

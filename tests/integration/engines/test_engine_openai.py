@@ -44,14 +44,17 @@ async def test_a_run_on_openai_succeeds_with_whisper_segments(
         run = await queue_audio_run(ctx, wav, "openai", language="en-US")
         done = await until_final(db, run["id"])
     assert done["status"] == "succeeded", done["error_message"]
-    assert done["transcript"]["segments"][0] == {
-        "start_ms": 0,
-        "end_ms": 1800,
-        "text": "Hello from the fake OpenAI.",
-    }
+    first = done["transcript"]["segments"][0]
+    assert (first["start_ms"], first["end_ms"], first["text"]) == (
+        0,
+        1800,
+        "Hello from the fake OpenAI.",
+    )
+    assert [w["text"] for w in first["words"]] == ["Hello", "from", "the", "fake", "OpenAI."]
+    assert first["words"][0]["start_ms"] == 0 and first["words"][-1]["end_ms"] == 1800
     (call,) = fakes.openai.transcriptions
     assert (call.model, call.response_format, call.language) == ("whisper-1", "verbose_json", "en")
-    assert call.timestamp_granularities == ["segment"]
+    assert call.timestamp_granularities == ["segment", "word"]
     assert call.file_name is not None and call.file_name.endswith(".flac")
     assert call.file_size is not None and 0 < call.file_size < MAX_REQUEST_BYTES
     headers = fakes.openai.requests[0].headers

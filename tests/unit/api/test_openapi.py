@@ -75,7 +75,11 @@ def test_every_operation_documents_its_errors_as_the_error_shape() -> None:
         for method, spec in operations.items():
             for status, response in spec["responses"].items():
                 content = response.get("content", {})
-                if status.startswith(("4", "5")) and "application/json" in content:
+                if status.startswith(("4", "5")) and path.startswith("/v1/"):
+                    schema = content["application/json"]["schema"]
+                    shapes = schema.get("anyOf", [schema])
+                    assert {"$ref": "#/components/schemas/OpenAIError"} in shapes, (method, path)
+                elif status.startswith(("4", "5")) and "application/json" in content:
                     assert content["application/json"]["schema"] in (
                         {"$ref": "#/components/schemas/Error"},
                         {"$ref": "#/components/schemas/Readiness"},
