@@ -60,6 +60,8 @@ ROUTES = [
     Route("/api/uploads/{upload_id}", tus_uploads.patch, methods=["PATCH"]),
     Route("/api/uploads/{upload_id}", tus_uploads.terminate, methods=["DELETE"]),
     Route("/api/audio/{audio_id}", audio.delete_audio, methods=["DELETE"]),
+    Route("/api/audio/{audio_id}", audio.rename_audio, methods=["PATCH"]),
+    Route("/api/audio/{audio_id}/content", audio.audio_content, methods=["GET", "HEAD"]),
     Route("/metrics", metrics.scrape, methods=["GET"]),
     Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
 ]

@@ -26,10 +26,10 @@ async def authenticate(request: Request) -> Principal:
     if tokens.is_admin_token(token, ctx.settings.admin_token):
         return ADMIN
     async with ctx.db.connect() as conn:
-        owner = await tokens.find_owner(conn, token)
-    if owner is None:
+        principal = await tokens.find_principal(conn, token)
+    if principal is None:
         raise Unauthorized("That token is not valid (unknown or revoked).")
-    return Principal(owner=owner)
+    return principal
 
 
 async def require_admin(request: Request) -> Principal:

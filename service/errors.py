@@ -268,3 +268,13 @@ class AudioTooLong(TapelineError):
 
     code = "audio_too_long"
     http_status = 413
+
+
+# --- listening and housekeeping -------------------------------------------------------------
+
+
+class RangeNotSatisfiable(TapelineError):
+    """The requested byte range starts past the end of the audio."""
+
+    code = "range_not_satisfiable"
+    http_status = 416

@@ -52,6 +52,28 @@ async def find_owner(conn: AsyncConnection, token: str) -> str | None:
     return str(row.owner) if row else None
 
 
+async def find_principal(conn: AsyncConnection, token: str) -> Principal | None:
+    """Who a stored token acts as; the owner token of a fresh install is an admin."""
+    row = (await conn.execute(q("find_token"), {"token_hash": hash_token(token)})).first()
+    return Principal(owner=str(row.owner), is_admin=bool(row.is_admin)) if row else None
+
+
+OWNER = "owner"
+"""Who the owner token of a fresh install acts as (`tapeline token list` shows it)."""
+
+
+async def create_owner_token(conn: AsyncConnection) -> str | None:
+    """On an install without any token (revoked ones count), create the owner's admin token and
+    return it, once; None otherwise. Concurrent first starts make one token."""
+    await conn.execute(q("lock_first_token"))
+    if (await conn.execute(q("any_token"))).scalar_one():
+        return None
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    params = {"owner": OWNER, "token_hash": hash_token(token), "token_prefix": token[:10]}
+    await conn.execute(q("insert_admin_token"), params)
+    return token
+
+
 async def list_all(conn: AsyncConnection) -> list[Row]:
     return list((await conn.execute(q("list_tokens"))).mappings().all())
 
