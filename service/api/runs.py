@@ -88,7 +88,7 @@ async def transcribe(request: Request) -> JSONResponse:
 async def list_runs(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
-    words = request.query_params.get("q", "").strip()
+    words = "".join(" " if c < " " else c for c in request.query_params.get("q", "")).strip()
     if words:
         return await search_runs(request, principal, words)
     status = request.query_params.get("status") or None

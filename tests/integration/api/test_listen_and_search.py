@@ -69,8 +69,9 @@ async def test_the_recording_is_served_with_exact_ranges(
 
     # an <audio> element cannot send headers: the token rides in the query, as on the streams
     token = alice["Authorization"].removeprefix("Bearer ")
-    assert httpx.get(f"{url}?access_token={token}", headers={"Range": "bytes=0-3"}).content == (
-        data[:4]
+    assert (
+        httpx.get(f"{url}?access_token={token}", headers={"Range": "bytes=0-3"}).content
+        == (data[:4])
     )
     assert httpx.get(url, headers=bob).status_code == 404
     assert httpx.get(url).status_code == 401
@@ -152,6 +153,7 @@ async def test_search_finds_the_words_and_the_moments(server: str, db: AsyncEngi
 
     assert [r["owner"] for r in search("budget", bob)] == ["bob"]
     assert search("!!") == []
+    assert [r["id"] for r in search("budget\x00")] == [budget]
     too_long = httpx.get(f"{server}/api/runs", params={"q": "x" * 201}, headers=alice)
     assert too_long.status_code == 400
 
