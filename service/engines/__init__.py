@@ -30,3 +30,18 @@ def cloud_engines(settings: Settings, db: AsyncEngine | None = None) -> dict[str
     if settings.openai_api_key is not None:
         engines["openai"] = OpenAIEngine(settings, store)
     return engines
+
+
+def describe_default(settings: Settings) -> str:
+    """The default engine and its model as `serve` announces it: what runs, and whether it can."""
+    name = settings.tapeline_engine
+    if name == "local":
+        return "local (pocketsphinx, offline, English; its model ships with Tapeline)"
+    if name == "gemini":
+        ready = "" if settings.gemini_api_key else "; GEMINI_API_KEY is not set, runs are refused"
+        return f"gemini ({settings.gemini_model}{ready})"
+    if name == "openai":
+        where = settings.openai_base_url or "OpenAI"
+        ready = "" if settings.openai_api_key else "; OPENAI_API_KEY is not set, runs are refused"
+        return f"openai ({settings.openai_transcribe_model} at {where}{ready})"
+    return f"{name} (unknown: runs asking for the default engine are refused)"

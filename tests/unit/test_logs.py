@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -115,3 +116,28 @@ def test_text_format_and_auto() -> None:
         root.handlers[:] = saved
     assert stream.getvalue().rstrip().endswith("hello access_token=[redacted] [job_id=7]")
     assert logs.use_json("auto", io.StringIO()) is True
+
+
+def test_library_chatter_is_debug_and_text_lines_are_short() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved, saved_level = root.handlers[:], root.level
+    try:
+        logs.configure_logging("text", "INFO", stream)
+        logging.getLogger("pgserver").info("Running commandline: initdb ...")
+        logging.getLogger("alembic.runtime.migration").info("Running upgrade")
+        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        logging.getLogger("alembic").warning("a real problem")
+        logging.getLogger("service.cli").info("Tapeline is ready")
+        logs.configure_logging("text", "DEBUG", stream)
+        logging.getLogger("pgserver").info("shown at debug")
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(saved_level)
+    lines = stream.getvalue().splitlines()
+    assert [line[9:] for line in lines] == [
+        "warning: a real problem",
+        "Tapeline is ready",
+        "debug: shown at debug",
+    ]
+    assert all(re.match(r"^\d\d:\d\d:\d\d ", line) for line in lines)
