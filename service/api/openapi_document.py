@@ -824,8 +824,8 @@ AREAS: tuple[Mapping[str, Json], ...] = (
     STREAMS,
     ADMIN,
     OPERATIONS,
-    UPLOADS,
     LISTEN,
+    UPLOADS,
 )
 
 
