@@ -1,3 +1,5 @@
+import { t } from "./i18n.js";
+
 // What the server's codes mean to a person. Codes not listed here (engine_not_configured,
 // conflict, invalid_request, ...) keep the server's own message, which names the specifics.
 
@@ -35,7 +37,7 @@ const ERRORS = {
 /** A sentence for `{code, message}`; the server's own message for codes this page does not know. */
 export function errorText(error) {
   if (!error) return "";
-  return ERRORS[error.code] || error.message || "Something went wrong.";
+  return ERRORS[error.code] || error.message || t("error.generic");
 }
 
 export const STATUS = {
@@ -55,11 +57,11 @@ export const STAGE = {
 };
 
 export function statusText(status) {
-  return STATUS[status] || status;
+  return STATUS[status] ? t(`status.${status}`) : status;
 }
 
 export function stageText(stage) {
-  return STAGE[stage] || stage || "";
+  return STAGE[stage] ? t(`stage.${stage}`) : stage || "";
 }
 
 export const ACTIVE = new Set(["queued", "processing"]);
