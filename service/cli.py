@@ -259,14 +259,15 @@ def token_create(name: Annotated[str, typer.Argument(help="The owner the token a
 
 @token_app.command("list")
 def token_list() -> None:
-    """List tokens: owner, prefix, created, revoked."""
+    """List tokens: owner, prefix, created, revoked (and which are admins)."""
     from service import tokens
 
     for row in _with_connection(tokens.list_all):
         revoked = row["revoked_at"].isoformat() if row["revoked_at"] else "-"
+        admin = "  (admin)" if row["is_admin"] else ""
         typer.echo(
             f"{row['id']}  {row['owner']:<20} {row['token_prefix']}…  "
-            f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}"
+            f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}{admin}"
         )
 
 
