@@ -611,7 +611,7 @@ def test_search_opens_the_moment_and_the_player_follows_the_transcript(
     page.wait_for_function(
         "(at) => document.querySelector('#segments li.current')?.dataset.start === String(at)",
         arg=at_ms,
-        timeout=20_000,
+        timeout=WAIT_MS,
     )
     assert audio_state(page)["time"] * 1000 >= at_ms
     save_screenshot(page, tmp_path, "web-player.png")
