@@ -112,7 +112,7 @@ async def _principal(ctx: Context, token: str | None) -> Principal:
         return ADMIN
     async with ctx.db.connect() as conn:
         principal = await tokens.find(conn, token)
-    if principal is None or tokens.is_reserved_owner(principal.owner):
+    if principal is None or (tokens.is_reserved_owner(principal.owner) and not principal.is_admin):
         raise Unauthorized("That token is not valid (unknown or revoked).")
     return principal
 

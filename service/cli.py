@@ -59,6 +59,61 @@ def migrate() -> None:
     typer.echo("database schema is current")
 
 
+def _page_url(host: str, port: int) -> str:
+    """The address a person opens: a wildcard bind is reachable on the loopback address."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+def _database_line(settings: Settings) -> str:
+    from service.database import normalize_url
+
+    if not settings.database_url:
+        return f"embedded PostgreSQL in {(settings.tapeline_data_dir / 'postgres').resolve()}"
+    url = normalize_url(settings.database_url)
+    where = url.host or url.query.get("host") or "the local socket"
+    port = f":{url.port}" if url.port else ""
+    return f"PostgreSQL at {where}{port}/{url.database or ''}"
+
+
+def _startup_summary(settings: Settings, url: str, *, worker: bool, processes: int) -> list[str]:
+    from service.engines import describe_default
+
+    runs_here = f"{settings.max_concurrent_jobs} jobs at a time" if worker else "none (--no-worker)"
+    return [
+        f"Tapeline is ready at {url}",
+        f"  data dir   {settings.tapeline_data_dir.resolve()}",
+        f"  database   {_database_line(settings)}",
+        f"  engine     {describe_default(settings)}",
+        f"  workers    {runs_here}"
+        + (f", in each of {processes} processes" if worker and processes > 1 else ""),
+    ]
+
+
+def _owner_token(settings: Settings, wanted: bool) -> str | None:
+    """On a fresh install (no token at all), make the owner's admin token to print once: when a
+    person is at the terminal, or when asked with --print-owner-token; never otherwise, so a
+    token is never created where nobody sees it."""
+    if not (wanted or (sys.stdin.isatty() and sys.stdout.isatty())):
+        return None
+    from service import tokens
+
+    return _in_transaction(settings, tokens.create_owner_token)
+
+
+def _print_owner_token(token: str, url: str) -> None:
+    """Straight to stdout, never through the logs (which redact tokens)."""
+    typer.echo(
+        "\nThis is a fresh install, so here is its owner token (shown once; it is an admin, "
+        "like ADMIN_TOKEN: it sees every run and the workers page):\n"
+        f"  {token}\n"
+        f"Sign in by opening {url}#token={token}\n"
+        "More tokens, one per person: tapeline token create NAME. "
+        f"Revoke this one with: tapeline token revoke {token[:10]}\n"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -73,6 +128,14 @@ def serve(
             help="API processes sharing the port, each with its own event listener (and worker).",
         ),
     ] = 1,
+    print_owner_token: Annotated[
+        bool,
+        typer.Option(
+            "--print-owner-token",
+            help="On a fresh install, create and print the owner token even when not on a "
+            "terminal (it is printed once, then never again).",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API (with a worker in the same process unless --no-worker)."""
     import uvicorn
@@ -83,6 +146,16 @@ def serve(
     _setup_logging(settings)
     if not no_migrate:
         _migrate(settings)
+    url = _page_url(host, port)
+    owner_token = _owner_token(settings, print_owner_token)
+    summary = _startup_summary(settings, url, worker=not no_worker, processes=processes)
+
+    def announce() -> None:
+        for line in summary:
+            logging.getLogger("service.cli").info("%s", line)
+        if owner_token:
+            _print_owner_token(owner_token, url)
+
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -95,13 +168,26 @@ def serve(
         # Uvicorn's supervisor starts the processes, restarts any that dies, and on SIGTERM
         # stops them all gracefully before it returns.
         os.environ[SERVE_WITH_WORKER] = "0" if no_worker else "1"
+        announce()
         uvicorn.run("service.app:serve_process", factory=True, workers=processes, **options)
         return
     application = create_app(settings, with_worker=not no_worker)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally then, so exit
     # hooks run (the embedded database counts the processes using it and stops after the last).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(application, **options)
+
+    class Server(uvicorn.Server):
+        """Uvicorn's server, saying where to go once it listens."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                announce()
+
+    server = Server(uvicorn.Config(application, **options))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run does when the start-up failed
 
 
 @app.command()
@@ -153,10 +239,14 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
 
 def _with_connection(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Migrate, then run `action` in one transaction on a short-lived connection pool."""
-    from service.database import create_engine, database_url, is_pooled
-
     settings = _settings()
     _migrate(settings)
+    return _in_transaction(settings, action)
+
+
+def _in_transaction(settings: Settings, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `action` in one transaction on a short-lived connection pool."""
+    from service.database import create_engine, database_url, is_pooled
 
     async def run() -> T:
         db = create_engine(database_url(settings), pool_size=1, pooled=is_pooled(settings))
@@ -215,14 +305,15 @@ def token_rotate_webhook_secret(
 
 @token_app.command("list")
 def token_list() -> None:
-    """List tokens: owner, prefix, created, revoked."""
+    """List tokens: owner, prefix, created, revoked (and which are admins)."""
     from service import tokens
 
     for row in _with_connection(tokens.list_all):
         revoked = row["revoked_at"].isoformat() if row["revoked_at"] else "-"
+        admin = "  (admin)" if row["is_admin"] else ""
         typer.echo(
             f"{row['id']}  {row['owner']:<20} {row['token_prefix']}…  "
-            f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}"
+            f"{row['created_at']:%Y-%m-%d %H:%M}  revoked: {revoked}{admin}"
         )
 
 

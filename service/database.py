@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,10 +69,16 @@ def embedded_url(data_dir: Path) -> URL:
     pgdata = (data_dir / "postgres").resolve()
     server = _embedded.get(pgdata)
     if server is None:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (any non-login shell,
+            # containers); pgserver then keeps its lock file under /tmp, which is fine here.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+            import pgserver
 
+        if not (pgdata / "PG_VERSION").exists():
+            log.info("first start: creating the embedded PostgreSQL database (a few seconds)")
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        log.info("starting embedded PostgreSQL in %s", pgdata)
+        log.debug("starting embedded PostgreSQL in %s", pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         _embedded[pgdata] = server
     return normalize_url(server.get_uri())

@@ -465,3 +465,13 @@ class ShuttingDown(TapelineError):
 
     code = "shutting_down"
     http_status = 503
+
+
+# --- listening and housekeeping -------------------------------------------------------------
+
+
+class RangeNotSatisfiable(TapelineError):
+    """The requested byte range starts past the end of the audio."""
+
+    code = "range_not_satisfiable"
+    http_status = 416

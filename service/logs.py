@@ -129,23 +129,48 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines, with the job's fields appended when there are any."""
+    """Short lines for a person at a terminal: the time, the level only when it is not plain
+    information, the message, and the job's fields when there are any."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
+        if record.levelno != logging.INFO:
+            time, _, rest = line.partition(" ")
+            line = f"{time} {record.levelname.lower()}: {rest}"
         extra = " ".join(
             f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if hasattr(record, key)
         )
         return redact(f"{line} [{extra}]" if extra else line)
 
 
-def use_json(log_format: str, stream: IO[str]) -> bool:
-    """`auto` means JSON unless a person is watching a terminal."""
+QUIET_LOGGERS = ("pgserver", "alembic")
+"""Libraries whose information is about their own workings (initdb's and pg_ctl's command
+lines and output, each migration step): debug lines for Tapeline's logs."""
+
+
+class QuietLibraries(logging.Filter):
+    """Demotes the information of `loggers` to debug, shown only at `LOG_LEVEL=DEBUG`."""
+
+    def __init__(self, level: int, loggers: tuple[str, ...] = QUIET_LOGGERS) -> None:
+        super().__init__()
+        self.level = level
+        self.loggers = loggers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        quiet = any(record.name == n or record.name.startswith(n + ".") for n in self.loggers)
+        if quiet and record.levelno < logging.WARNING:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.level
+
+
+def use_json(log_format: str, stream: IO[str], stdout: IO[str] | None = None) -> bool:
+    """`auto` means JSON unless a person is watching a terminal: the log stream and stdout both
+    are one (`tapeline serve | tee` or `2> file` write JSON)."""
     if log_format == "auto":
-        return not stream.isatty()
+        return not (stream.isatty() and (stdout or sys.stdout).isatty())
     return log_format == "json"
 
 
@@ -160,7 +185,11 @@ def configure_logging(
     redact_secrets(secrets)
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if use_json(log_format, stream) else TextFormatter())
+    as_json = use_json(log_format, stream)
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    # On a terminal, `serve` sums its start-up up itself; uvicorn's own lines would repeat it.
+    quiet = QUIET_LOGGERS if as_json else (*QUIET_LOGGERS, "uvicorn.error")
+    handler.addFilter(QuietLibraries(logging.getLevelName(level.upper()), quiet))
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactFilter())
     root = logging.getLogger()

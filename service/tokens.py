@@ -35,8 +35,11 @@ class Principal:
 
 ADMIN = Principal(owner="admin", is_admin=True)
 
-RESERVED_OWNERS = frozenset({"admin", "administrator", "root", "system", "tapeline", "anonymous"})
-"""Owner names no token may act as: `admin` is the admin's own namespace, the rest look like it."""
+RESERVED_OWNERS = frozenset(
+    {"admin", "administrator", "root", "system", "tapeline", "anonymous", "owner"}
+)
+"""Owner names no ordinary token may act as: `admin` is the admin's own namespace, `owner` the
+owner token's (an admin token a fresh install creates), the rest look like them."""
 
 
 def is_reserved_owner(owner: str) -> bool:
@@ -82,7 +85,12 @@ async def find(conn: AsyncConnection, token: str) -> Principal | None:
     )
     if row is None:
         return None
-    return Principal(owner=row["owner"], token_id=row["id"], webhook_url=row["webhook_url"])
+    return Principal(
+        owner=row["owner"],
+        token_id=row["id"],
+        webhook_url=row["webhook_url"],
+        is_admin=bool(row["is_admin"]),
+    )
 
 
 async def rotate_webhook_secret(conn: AsyncConnection, key: str) -> list[Row]:
@@ -90,6 +98,22 @@ async def rotate_webhook_secret(conn: AsyncConnection, key: str) -> list[Row]:
     the old secret still signs, next to the new one, for a day."""
     rows = (await conn.execute(q("rotate_webhook_secret"), {"key": key})).mappings().all()
     return list(rows)
+
+
+OWNER = "owner"
+"""Who the owner token of a fresh install acts as (`tapeline token list` shows it)."""
+
+
+async def create_owner_token(conn: AsyncConnection) -> str | None:
+    """On an install without any token (revoked ones count), create the owner's admin token and
+    return it, once; None otherwise. Concurrent first starts make one token."""
+    await conn.execute(q("lock_first_token"))
+    if (await conn.execute(q("any_token"))).scalar_one():
+        return None
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    params = {"owner": OWNER, "token_hash": hash_token(token), "token_prefix": token[:10]}
+    await conn.execute(q("insert_admin_token"), params)
+    return token
 
 
 async def list_all(conn: AsyncConnection) -> list[Row]:

@@ -29,6 +29,7 @@ ERROR_REASONS = {
     413: "Larger than MAX_UPLOAD_BYTES (`upload_too_large`), or longer than "
     "MAX_AUDIO_DURATION_MS (`too_long`).",
     415: "Wrong content type (`unsupported_media_type`).",
+    416: "The range starts past the end of the audio (`range_not_satisfiable`).",
     422: "Unreadable audio or unavailable engine (`audio_unreadable`, `engine_not_configured`), "
     "or an audio URL that could not be fetched (`fetch_failed`, with the `status` it answered).",
     423: "Another request is writing this upload right now (`upload_locked`).",
@@ -552,6 +553,13 @@ AUDIO: Json = {
             {"204": {"description": "Deleted."}, **errors(401, 404)},
             parameters=[path_id("audioId", "audio")],
         ),
+        "patch": operation(
+            "Rename an audio file",
+            "audio",
+            {"200": json_body(ref("Audio"), "Renamed."), **errors(400, 401, 404)},
+            parameters=[path_id("audioId", "audio")],
+            body={"required": True, "content": {"application/json": {"schema": ref("Rename")}}},
+        ),
     },
 }
 
@@ -584,10 +592,26 @@ RUNS: Json = {
             body={"required": True, "content": {"application/json": {"schema": ref("RunRequest")}}},
         ),
         "get": operation(
-            "Your runs, newest first",
+            "Your runs, newest first; with `q`, your finished runs whose transcript has the words",
             "runs",
-            {"200": json_body(ref("RunPage"), "A page."), **errors(400, 401)},
-            parameters=[query("status", STATUS, "Only runs in this status."), LIMIT, CURSOR],
+            {
+                "200": json_body(
+                    {"anyOf": [ref("RunPage"), ref("RunSearchPage")]},
+                    "A page; with `q`, the best matches first (`RunSearchPage`).",
+                ),
+                **errors(400, 401),
+            },
+            parameters=[
+                query("status", STATUS, "Only runs in this status."),
+                LIMIT,
+                CURSOR,
+                query(
+                    "q",
+                    {"type": "string", "maxLength": 200},
+                    "Full-text search: every word must be in the transcript (CJK words as "
+                    "adjacent characters); answers at most `limit` (20, up to 100) runs.",
+                ),
+            ],
         ),
     },
     "/api/runs/{runId}": {
@@ -1062,6 +1086,66 @@ OPENAI: Json = {
     },
 }
 
+# --- listening and searching -------------------------------------------------------------------
+
+SCHEMAS.update(
+    {
+        "Rename": obj(["filename"], filename={"type": "string", "minLength": 1, "maxLength": 255}),
+        "SearchMatch": obj(
+            ["startMs", "endMs", "snippet", "highlights"],
+            startMs={"type": "integer", "minimum": 0},
+            endMs={"type": "integer", "minimum": 0},
+            snippet={"type": "string", "description": "The matching segment's text (or a part)."},
+            highlights={
+                "type": "array",
+                "description": "[start, end) character offsets of the matched words in `snippet`.",
+                "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
+            },
+        ),
+        "RunSearchResult": {
+            "allOf": [
+                ref("Run"),
+                obj(
+                    ["filename", "matches"],
+                    filename={"type": "string"},
+                    matches={"type": "array", "items": ref("SearchMatch")},
+                ),
+            ]
+        },
+        "RunSearchPage": obj(
+            ["items", "nextCursor"],
+            items={"type": "array", "items": ref("RunSearchResult")},
+            nextCursor={"type": "null"},
+        ),
+    }
+)
+
+LISTEN: Json = {
+    "/api/audio/{audioId}/content": {
+        "get": operation(
+            "The recording itself, for a player (HTTP Range)",
+            "audio",
+            {
+                "200": {
+                    "description": "The whole file, with `Accept-Ranges: bytes`.",
+                    "content": {"audio/*": {"schema": {"type": "string"}}},
+                },
+                "206": {
+                    "description": "The asked byte range, with `Content-Range`.",
+                    "content": {"audio/*": {"schema": {"type": "string"}}},
+                },
+                "307": {"description": "On S3 storage: a presigned URL valid for 5 minutes."},
+                **errors(401, 404, 410, 416),
+            },
+            parameters=[
+                path_id("audioId", "audio"),
+                header("Range", {"type": "string"}, "`bytes=0-1023`, `bytes=1024-`, `bytes=-500`."),
+            ],
+            description="An `<audio>` element cannot send headers: pass `?access_token=`.",
+        )
+    },
+}
+
 AREAS: tuple[Mapping[str, Json], ...] = (
     HEALTH,
     AUDIO,
@@ -1069,6 +1153,7 @@ AREAS: tuple[Mapping[str, Json], ...] = (
     STREAMS,
     ADMIN,
     OPERATIONS,
+    LISTEN,
     WEBHOOKS,
     UPLOADS,
     OPENAI,

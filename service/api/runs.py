@@ -36,6 +36,7 @@ from service.runs import webhooks
 from service.runs.formats import MEDIA_TYPES, RENDERERS
 from service.runs.representations import decode_cursor, page_json, progress_json, run_json
 from service.runs.results import stored_transcript, transcript_so_far
+from service.runs.search import MAX_QUERY_CHARS, matches_json, search
 from service.runs.store import ACTIVE_STATUSES
 from service.runs.submission import cancel_run, retry_run, submit_run, submit_url
 from service.runs.webhooks import WebhookRequest
@@ -180,6 +181,9 @@ async def redeliver_webhook(request: Request) -> JSONResponse:
 async def list_runs(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     ctx: Context = request.app.state.ctx
+    words = "".join(" " if c < " " else c for c in request.query_params.get("q", "")).strip()
+    if words:
+        return await search_runs(request, principal, words)
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"`status` must be one of: {', '.join(STATUSES)}.")
@@ -188,6 +192,21 @@ async def list_runs(request: Request) -> JSONResponse:
     async with ctx.db.connect() as conn:
         rows = await runs.list_for(conn, principal.scope, status=status, before=before, limit=page)
     return JSONResponse(page_json(rows, page, run_json))
+
+
+async def search_runs(request: Request, principal: Principal, words: str) -> JSONResponse:
+    """`?q=`: the caller's finished runs whose transcript holds every word, best match first,
+    each with the matching moments (`matches`: startMs, endMs, snippet, highlights)."""
+    if len(words) > MAX_QUERY_CHARS:
+        raise InvalidRequest(f"`q` must be at most {MAX_QUERY_CHARS} characters.")
+    ctx: Context = request.app.state.ctx
+    page = limit(request, default=20, maximum=100)
+    async with ctx.db.connect() as conn:
+        rows = await search(conn, principal.scope, words, page)
+    items = [
+        {**run_json(row), "filename": row["filename"], "matches": matches_json(row)} for row in rows
+    ]
+    return JSONResponse({"items": items, "nextCursor": None})
 
 
 Fetch = Callable[[AsyncConnection, uuid.UUID, str | None], Awaitable[Row | None]]

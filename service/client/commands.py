@@ -20,7 +20,7 @@ from rich.text import Text
 
 from service.client.http import ClientError, StreamMessage, TapelineClient
 from service.engines.base import Segment, Transcript
-from service.runs.formats import to_txt
+from service.runs.formats import clock, to_txt
 
 FORMATS = ("txt", "srt", "vtt", "json")
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
@@ -207,15 +207,43 @@ def runs_table(items: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def search_results(items: Sequence[dict[str, Any]]) -> Iterator[Text]:
+    """Each found run as a line (name, id), then its matching moments with the words in bold."""
+    for run in items:
+        yield Text.assemble((run.get("filename") or "recording", "bold"), "  ", (run["id"], "dim"))
+        for match in run["matches"]:
+            line = Text(match["snippet"])
+            for start, end in match["highlights"]:
+                line.stylize("bold yellow", start, end)
+            yield Text.assemble("  ", (f"[{clock(match['startMs'])}]", "cyan"), " ", line)
+
+
 def runs(
     status: Annotated[str | None, typer.Option(help=f"Only runs {', '.join(STATUSES)}.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, help="How many, newest first.")] = 50,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            metavar="WORDS",
+            help="Your finished runs whose transcript has every word, best first, "
+            "with the moments they are spoken.",
+        ),
+    ] = None,
     url: Url = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
-    """List your runs, newest first."""
+    """List your runs, newest first (or search their transcripts)."""
     with _client(url, token) as client:
-        out.print(runs_table(client.runs(status, limit)))
+        if search is None:
+            out.print(runs_table(client.runs(status, limit)))
+            return
+        found = client.search(search, min(limit, 100))
+    if not found:
+        err.print(f"no finished transcript has {search!r}", highlight=False)
+        raise typer.Exit(1)
+    for line in search_results(found):
+        out.print(line, highlight=False)
 
 
 def retry(

@@ -143,6 +143,14 @@ class TapelineClient:
         ]
         return items
 
+    def search(self, words: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Finished runs whose transcript has every word, best first, with `matches`."""
+        params = {"q": words, "limit": limit}
+        items: list[dict[str, Any]] = self._request("GET", "/api/runs", params=params).json()[
+            "items"
+        ]
+        return items
+
     def run(self, run_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._request("GET", f"/api/runs/{run_id}").json()
         return body

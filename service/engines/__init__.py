@@ -58,3 +58,23 @@ def worker_serves(settings: Settings, engines: Mapping[str, Engine]) -> list[str
         else:
             serves.append(name)
     return serves
+
+
+def describe_default(settings: Settings) -> str:
+    """The default engine and its model as `serve` announces it: what runs, and whether it can."""
+    name = settings.tapeline_engine
+    if name == "local":
+        from service.engines.models import find_model
+
+        model = settings.whisper_model
+        found = find_model(settings, model)
+        state = f"present in {found}" if found else "downloaded on first use (tapeline models pull)"
+        return f"local (faster-whisper, model {model}: {state})"
+    if name == "gemini":
+        ready = "" if settings.gemini_api_key else "; GEMINI_API_KEY is not set, runs are refused"
+        return f"gemini ({settings.gemini_model}{ready})"
+    if name == "openai":
+        where = settings.openai_base_url or "OpenAI"
+        ready = "" if settings.openai_api_key else "; OPENAI_API_KEY is not set, runs are refused"
+        return f"openai ({settings.openai_transcribe_model} at {where}{ready})"
+    return f"{name} (unknown: runs asking for the default engine are refused)"

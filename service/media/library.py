@@ -130,3 +130,10 @@ async def list_for(
         "limit": limit,
     }
     return list((await conn.execute(q("list_audio"), params)).mappings().all())
+
+
+async def rename(
+    conn: AsyncConnection, audio_id: uuid.UUID, owner: str | None, filename: str
+) -> Row | None:
+    params = {"audio_id": audio_id, "owner": owner, "filename": filename}
+    return (await conn.execute(q("rename_audio"), params)).mappings().first()

@@ -31,6 +31,7 @@ from service.errors import InsufficientStorage
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
+PLAYBACK_URL_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,12 @@ class Storage(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def playable(self, key: str, content_type: str) -> Path | str:
+        """Where a browser may read the blob: a local path to serve (with Range), or a
+        short-lived URL (`PLAYBACK_URL_SECONDS`) answering with `content_type`, to redirect to.
+        FileNotFoundError if it is not there."""
+        ...
 
     async def delete(self, key: str) -> None:
         """Remove the blob; deleting what is not there is not an error (cleanup is idempotent)."""
@@ -173,6 +180,12 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    async def playable(self, key: str, content_type: str) -> Path | str:
+        path = self._path(key)
+        if not await asyncio.to_thread(path.is_file):
+            raise FileNotFoundError(key)
+        return path
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from service.config import Settings
+from service.media.storage import PLAYBACK_URL_SECONDS
 
 PART_SIZE = 8 * 1024 * 1024
 MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
@@ -165,6 +166,24 @@ class S3Storage:
                 return False
             raise
         return True
+
+    async def playable(self, key: str, content_type: str) -> Path | str:
+        if not await self.exists(key):
+            raise FileNotFoundError(key)
+        params = {
+            "Bucket": self.bucket,
+            "Key": self.full(key),
+            "ResponseContentType": content_type,
+            "ResponseContentDisposition": "inline",
+        }
+        return str(
+            await asyncio.to_thread(
+                self.client.generate_presigned_url,
+                "get_object",
+                Params=params,
+                ExpiresIn=PLAYBACK_URL_SECONDS,
+            )
+        )
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=self.full(key))

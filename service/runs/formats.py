@@ -22,6 +22,11 @@ def _clock(ms: int, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{millis:03d}"
 
 
+def clock(ms: int) -> str:
+    """A moment in a recording as the TXT format shows it: 00:01:05.200."""
+    return _clock(ms, ".")
+
+
 def to_txt(t: Transcript) -> str:
     if not t.segments:
         return t.text + "\n"

@@ -316,13 +316,14 @@ VALUES (:owner, :token_hash, :token_prefix, CAST(:webhook_url AS text), :webhook
 RETURNING id, owner, token_prefix, created_at, webhook_url, webhook_secret;
 
 -- find_token --
--- Who a presented token belongs to, if it is valid, and where its runs' webhooks go by default.
-SELECT id, owner, webhook_url FROM api_token
+-- Who a presented token belongs to, if it is valid, whether it is an admin (the owner token of a
+-- fresh install), and where its runs' webhooks go by default.
+SELECT id, owner, is_admin, webhook_url FROM api_token
 WHERE token_hash = :token_hash AND revoked_at IS NULL;
 
 -- list_tokens --
 -- Every token, for `tapeline token list` (hashes stay inside the database).
-SELECT id, owner, token_prefix, created_at, revoked_at FROM api_token ORDER BY created_at;
+SELECT id, owner, token_prefix, created_at, revoked_at, is_admin FROM api_token ORDER BY created_at;
 
 -- revoke_token --
 -- Revoke tokens by id or by the prefix `tapeline token list` shows.
@@ -681,3 +682,54 @@ WHERE m.run_id = :run_id
 SELECT 1 FROM webhook_job wj JOIN job j ON j.id = wj.job_id
 WHERE wj.message_id = :message_id AND j.status IN ('queued', 'processing')
 LIMIT 1;
+
+-- --- search, first start, renaming --------------------------------------------------------------
+
+-- search_runs --
+-- The caller's finished runs whose transcript matches, best first (idx_run_search), each with up
+-- to :per_run matching segments (any of the words) as ts_headline snippets and their times.
+WITH query AS (SELECT tapeline_search_query(:q) AS words)
+SELECT r.*, a.filename,
+       ts_rank(tapeline_search_vector(r.transcript), query.words) AS rank,
+       coalesce((
+           SELECT json_agg(json_build_object(
+                      'startMs', m.seg -> 'start_ms', 'endMs', m.seg -> 'end_ms',
+                      'headline', ts_headline('simple'::regconfig,
+                          tapeline_search_document(m.seg ->> 'text'), m.any_word,
+                          :headline_options))
+                  ORDER BY m.ord)
+           FROM (
+               SELECT s.seg, s.ord, CAST(replace(CAST(query.words AS text), ' & ', ' | ') AS tsquery) AS any_word
+               FROM jsonb_array_elements(r.transcript -> 'segments') WITH ORDINALITY AS s(seg, ord)
+               WHERE to_tsvector('simple'::regconfig, tapeline_search_document(s.seg ->> 'text'))
+                     @@ CAST(replace(CAST(query.words AS text), ' & ', ' | ') AS tsquery)
+               ORDER BY s.ord
+               LIMIT :per_run
+           ) m), '[]') AS matches
+FROM query, transcript_run r JOIN audio a ON a.id = r.audio_id
+WHERE query.words IS NOT NULL
+  AND tapeline_search_vector(r.transcript) @@ query.words
+  AND r.status = 'succeeded'
+  AND (CAST(:owner AS text) IS NULL OR r.owner = :owner)
+ORDER BY rank DESC, r.created_at DESC, r.id DESC
+LIMIT :limit;
+
+-- rename_audio --
+-- A person renames a recording; only the name shown changes, the bytes and runs stay.
+UPDATE audio SET filename = :filename
+WHERE id = :audio_id AND (CAST(:owner AS text) IS NULL OR owner = :owner)
+RETURNING *;
+
+-- lock_first_token --
+-- Serialise first starts, so processes starting together on a fresh install make one owner token.
+SELECT pg_advisory_xact_lock(7262017);
+
+-- any_token --
+-- Whether this install has any token at all (revoked ones count: it is not a fresh install).
+SELECT EXISTS (SELECT 1 FROM api_token) AS present;
+
+-- insert_admin_token --
+-- The owner token of a fresh install: an admin, like ADMIN_TOKEN, but stored (hashed) and revocable.
+INSERT INTO api_token (owner, token_hash, token_prefix, is_admin)
+VALUES (:owner, :token_hash, :token_prefix, true)
+RETURNING id, owner, token_prefix, created_at;

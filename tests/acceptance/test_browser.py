@@ -12,6 +12,7 @@ import base64
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -497,3 +498,164 @@ def test_the_pages_helpers_read_times_errors_and_progress_right(
     assert results["known"].startswith("Transcribing took longer than this server allows")
     assert results["unknown"] == "Available: x."
     assert (results["tickBehind"], results["nextAttempt"], results["requeued"]) == (50, 10, 0)
+
+
+def test_the_sign_in_link_signs_in_and_the_signed_out_page_offers_no_navigation(
+    site: Site, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    page.goto(site.base + "/")
+    expect(page.get_by_label("Your API token")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.get_by_role("link", name="Runs")).to_have_count(0)
+
+    page.goto(f"{site.base}/#token={site.token}")
+    expect(page.get_by_role("heading", name="Your runs")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    assert page.url == f"{site.base}/#/", "the token left the address bar"
+    assert page.evaluate("localStorage.getItem('tapeline.token')") == site.token
+    assert page.evaluate("history.length") == 1 or "#token" not in page.evaluate("location.href")
+
+
+def transcribed(base: str, token: str, path: Path) -> str:
+    """Queue `path` and wait until its run succeeded; returns the run id."""
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(
+        f"{base}/api/transcribe",
+        headers=headers,
+        files={"file": (path.name, path.read_bytes(), "audio/wav")},
+        timeout=60,
+    )
+    assert created.status_code in (200, 202), created.text
+    return str(created.json()["id"])
+
+
+def wait_succeeded(base: str, token: str, run_ids: list[str]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        runs = [httpx.get(f"{base}/api/runs/{r}", headers=headers).json() for r in run_ids]
+        if all(run["status"] == "succeeded" for run in runs):
+            return
+        assert not any(run["status"] in ("failed", "cancelled") for run in runs), runs
+        time.sleep(0.3)
+    raise AssertionError("the recordings were not transcribed in time")
+
+
+def audio_state(page: Page) -> dict[str, float]:
+    return dict(
+        page.evaluate(
+            """() => {
+                const audio = document.getElementById("player");
+                const current = document.querySelector("#segments li.current");
+                return { time: audio.currentTime, paused: audio.paused,
+                         start: current ? Number(current.dataset.start) : -1 };
+            }"""
+        )
+    )
+
+
+def test_search_opens_the_moment_and_the_player_follows_the_transcript(
+    site: Site,
+    context: BrowserContext,
+    speech_dir: Path,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    # A user of her own, so the other tests' recordings do not match her searches.
+    token = subprocess.run(
+        tapeline("token", "create", "sam"), env=subprocess_env, capture_output=True, text=True
+    ).stdout.strip()
+    recordings = {
+        "guitar.wav": ("the weather today is sunny and warm", "my brother plays the guitar"),
+        "umbrella.wav": ("please bring the red umbrella to the office",),
+        "train.wav": ("the train to the city leaves at seven in the morning",),
+    }
+    run_ids = {
+        name: transcribed(site.base, token, long_recording(speech_dir / name, 0.1, lines)[0])
+        for name, lines in recordings.items()
+    }
+    wait_succeeded(site.base, token, list(run_ids.values()))
+
+    signed_in(context, token)
+    page = context.new_page()
+    page.goto(site.base + "/")
+    page.get_by_role("searchbox", name="Search your transcripts").fill("guitar")
+    page.get_by_role("button", name="Search").click()
+    results = page.locator("#search-results > li")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("guitar.wav")
+    expect(results.first.locator("mark")).to_have_text(re.compile("guitar", re.I))
+    moment = results.first.locator("a.moment").first
+    at_ms = int(re.sub(r".*\?t=", "", moment.get_attribute("href") or ""))
+    assert at_ms > 1000, "guitar is said in the second sentence"
+    moment.click()
+
+    expect(page.locator("#run-title")).to_have_text("guitar.wav")
+    expect(page.locator("#segments li.current")).to_have_count(1)
+    expect(page.locator("#segments li.current")).to_contain_text("guitar")
+    page.wait_for_function(
+        "(at) => Math.abs(document.getElementById('player').currentTime * 1000 - at) < 300",
+        arg=at_ms,
+    )
+
+    # Play from a clicked line: the time lands in it and the mark follows playback.
+    first = page.locator("#segments li").first
+    first_start = int(first.get_attribute("data-start") or 0)
+    first_end = int(first.get_attribute("data-end") or 0)
+    first.locator(".text").click()
+    state = audio_state(page)
+    assert first_start <= state["time"] * 1000 <= first_end, state
+    assert state["start"] == first_start, state
+    page.wait_for_function("() => !document.getElementById('player').paused")
+    page.wait_for_function(
+        "(at) => document.querySelector('#segments li.current')?.dataset.start === String(at)",
+        arg=at_ms,
+        timeout=WAIT_MS,
+    )
+    assert audio_state(page)["time"] * 1000 >= at_ms
+    save_screenshot(page, tmp_path, "web-player.png")
+
+    # Keyboard: space pauses, arrows step through the lines.
+    page.locator("#run-title").click()
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.getElementById('player').paused")
+    page.keyboard.press("ArrowUp")
+    assert audio_state(page)["start"] == first_start
+    page.keyboard.press("ArrowDown")
+    assert audio_state(page)["start"] == at_ms
+
+    # Rename, then delete with confirmation.
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("New name").fill("brother's guitar.wav")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#run-title")).to_have_text("brother's guitar.wav")
+    headers = {"Authorization": f"Bearer {token}"}
+    audio_id = httpx.get(f"{site.base}/api/runs/{run_ids['guitar.wav']}", headers=headers).json()[
+        "audioId"
+    ]
+    audio_url = f"{site.base}/api/audio/{audio_id}"
+    assert httpx.get(audio_url, headers=headers).json()["filename"] == "brother's guitar.wav"
+    messages: list[str] = []
+    page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Delete recording").click()
+    expect(page.get_by_role("heading", name="Your runs")).to_be_visible()
+    assert messages and "brother's guitar.wav" in messages[0]
+    assert httpx.get(audio_url, headers=headers).status_code == 404
+
+
+def test_the_page_speaks_simplified_chinese_to_a_chinese_browser(
+    site: Site, browser: Browser
+) -> None:
+    context = browser.new_context(locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.goto(site.base + "/")
+        expect(page.get_by_role("heading", name="登录")).to_be_visible()
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        page.get_by_label("你的 API 令牌").fill(site.token)
+        page.get_by_role("button", name="登录").click()
+        expect(page.get_by_role("heading", name="你的转写任务")).to_be_visible()
+        expect(page.get_by_role("button", name="退出登录")).to_be_visible()
+    finally:
+        context.close()

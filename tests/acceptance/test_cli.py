@@ -71,6 +71,19 @@ def test_without_follow_prints_run_ids(client_env: dict[str, str], sentence: Pat
     assert all(run_id in listed.stdout for run_id in run_ids), listed.stdout
 
 
+def test_runs_search_prints_the_moments_a_word_is_spoken(
+    client_env: dict[str, str], sentence: Path
+):
+    done = cli(client_env, "transcribe", "--follow", str(sentence))
+    assert done.returncode == 0, done.stderr
+    found = cli(client_env, "runs", "--search", "fox")
+    assert found.returncode == 0, found.stderr
+    assert "cli-fox.wav" in found.stdout
+    assert re.search(r"^  \[00:00:\d\d\.\d{3}\] .*\bfox\b", found.stdout, re.M), found.stdout
+    missing = cli(client_env, "runs", "--search", "xylophone")
+    assert missing.returncode == 1 and "xylophone" in missing.stderr
+
+
 def test_an_unreadable_file_exits_non_zero_with_the_message(
     client_env: dict[str, str], tmp_path: Path
 ):

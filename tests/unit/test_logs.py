@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -144,3 +145,28 @@ def test_configured_secrets_are_redacted_from_every_line() -> None:
         root.handlers[:], level = saved
         root.setLevel(level)
     assert "AIzaProviderKey" not in stream.getvalue() and "[redacted]" in stream.getvalue()
+
+
+def test_library_chatter_is_debug_and_text_lines_are_short() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved, saved_level = root.handlers[:], root.level
+    try:
+        logs.configure_logging("text", "INFO", stream)
+        logging.getLogger("pgserver").info("Running commandline: initdb ...")
+        logging.getLogger("alembic.runtime.migration").info("Running upgrade")
+        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        logging.getLogger("alembic").warning("a real problem")
+        logging.getLogger("service.cli").info("Tapeline is ready")
+        logs.configure_logging("text", "DEBUG", stream)
+        logging.getLogger("pgserver").info("shown at debug")
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(saved_level)
+    lines = stream.getvalue().splitlines()
+    assert [line[9:] for line in lines] == [
+        "warning: a real problem",
+        "Tapeline is ready",
+        "debug: shown at debug",
+    ]
+    assert all(re.match(r"^\d\d:\d\d:\d\d ", line) for line in lines)

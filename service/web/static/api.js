@@ -58,10 +58,10 @@ async function send(path, { method = "GET", body, token = session.token, signal 
   return response;
 }
 
-/** A JSON API call; throws ApiError. */
+/** A JSON API call (null for a 204 answer); throws ApiError. */
 export async function api(path, options) {
   const response = await send(path, options);
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
 /** Save a transcript as a file: fetched with the Authorization header, never a token in a URL. */

@@ -1,41 +1,20 @@
+import { t } from "./i18n.js";
+
 // What the server's codes mean to a person. Codes not listed here (engine_not_configured,
 // conflict, invalid_request, ...) keep the server's own message, which names the specifics.
 
-const ERRORS = {
-  audio_unreadable:
-    "This file could not be read as audio. It may be empty, cut short, or not a sound file. " +
-    "Try a complete WAV, MP3, M4A, OGG, Opus, FLAC or WebM recording.",
-  audio_missing: "The recording is no longer stored on the server. Upload it again.",
-  upload_too_large: "This file is larger than the server accepts. Try a shorter or compressed recording.",
-  unsupported_media_type: "The file could not be sent as an upload. Try choosing it again.",
-  upstream_timeout:
-    "The transcription service took too long to answer. Tapeline retries this by itself; " +
-    "if it keeps happening, try again later.",
-  upstream_unavailable:
-    "The transcription service is unavailable right now. Tapeline retries this by itself; " +
-    "if it keeps happening, try again later.",
-  job_timeout:
-    "Transcribing took longer than this server allows, so it was stopped. " +
-    "Try a shorter recording, or ask the administrator to raise the time limit.",
-  worker_lost:
-    "The machine transcribing this recording stopped responding. " +
-    "The run was handed to another worker; if it failed, press Retry.",
-  engine_refused:
-    "The transcription engine refused this recording. Check that it is speech in the chosen " +
-    "language, or try another engine.",
-  cancelled: "You cancelled this run. Press Retry to transcribe it again.",
-  unauthorized: "Your token is not valid (unknown or revoked). Sign in again.",
-  forbidden: "This needs the administrator's token.",
-  not_found: "This run does not exist, or it belongs to someone else.",
-  network: "The server could not be reached. Check your connection; the page keeps trying.",
-  internal_error: "Something went wrong on the server. Try again; if it keeps happening, tell the administrator.",
-  upload_expired: "The unfinished upload is no longer on the server. Drop the file again to start over.",
-};
+/** The codes this page explains in its own words (`error.<code>` in i18n.js). */
+const ERRORS = new Set([
+  "audio_unreadable", "audio_missing", "upload_too_large", "unsupported_media_type",
+  "upstream_timeout", "upstream_unavailable", "job_timeout", "worker_lost", "engine_refused",
+  "cancelled", "unauthorized", "forbidden", "not_found", "network", "internal_error",
+  "upload_expired", "deleted",
+]);
 
 /** A sentence for `{code, message}`; the server's own message for codes this page does not know. */
 export function errorText(error) {
   if (!error) return "";
-  return ERRORS[error.code] || error.message || "Something went wrong.";
+  return ERRORS.has(error.code) ? t(`error.${error.code}`) : error.message || t("error.generic");
 }
 
 export const STATUS = {
@@ -56,11 +35,11 @@ export const STAGE = {
 };
 
 export function statusText(status) {
-  return STATUS[status] || status;
+  return STATUS[status] ? t(`status.${status}`) : status;
 }
 
 export function stageText(stage) {
-  return STAGE[stage] || stage || "";
+  return STAGE[stage] ? t(`stage.${stage}`) : stage || "";
 }
 
 export const ACTIVE = new Set(["queued", "processing"]);

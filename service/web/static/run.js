@@ -3,15 +3,18 @@
 
 import { api, ApiError, downloadTranscript } from "./api.js";
 import { announce, fill, h } from "./dom.js";
-import { bytes, dateTime, duration, timestamp } from "./format.js";
+import { bytes, dateTime, duration } from "./format.js";
+import { t } from "./i18n.js";
 import { followRun } from "./live.js";
 import { ACTIVE, errorText, nextProgress, stageText, statusText } from "./messages.js";
+import { makePlayer } from "./player.js";
 
 const FORMATS = ["txt", "srt", "vtt"];
-const POLLING_NOTE = "Live updates unavailable: checking every 2 seconds";
 
-export function renderRun(main, runId) {
-  document.title = "Run · Tapeline";
+/** One run's page; `atMs` (from a search result) is the moment to open the recording at. */
+export function renderRun(main, runId, { atMs = null } = {}) {
+  const POLLING_NOTE = t("live.runPolling");
+  document.title = `${t("run.title")} · Tapeline`;
   const state = {
     status: null,
     stage: null,
@@ -24,48 +27,52 @@ export function renderRun(main, runId) {
     partials: new Map(), // chunkIndex → finished chunk of the current attempt, until done
   };
 
-  const title = h("h1", { id: "run-title" }, "Recording");
+  const title = h("h1", { id: "run-title" }, t("runs.recording"));
   const meta = h("p", { class: "meta" });
   const badge = h("span", { class: "badge", id: "run-status" });
   const stage = h("span", { id: "run-stage", class: "detail" });
-  const bar = h("progress", { id: "run-progress", max: 100, value: 0, "aria-label": "Transcription progress" });
+  const bar = h("progress", { id: "run-progress", max: 100, value: 0, "aria-label": t("run.progressLabel") });
   const percent = h("span", { class: "percent", id: "run-percent" }, "0%");
   const elapsed = h("dd", { id: "run-elapsed" }, "–");
   const remaining = h("dd", { id: "run-remaining" }, "–");
-  const liveNote = h("p", { class: "live", id: "run-live", dataset: { mode: "connecting" } }, "Connecting…");
+  const liveNote = h("p", { class: "live", id: "run-live", dataset: { mode: "connecting" } }, t("live.connecting"));
   const problem = h("div", { id: "run-problem", class: "problem-box", role: "alert", hidden: true });
-  const cancelButton = h("button", { type: "button", id: "cancel", hidden: true, onclick: cancel }, "Cancel");
-  const retryButton = h("button", { type: "button", id: "retry", hidden: true, onclick: retry }, "Retry");
+  const cancelButton = h("button", { type: "button", id: "cancel", hidden: true, onclick: cancel }, t("run.cancel"));
+  const retryButton = h("button", { type: "button", id: "retry", hidden: true, onclick: retry }, t("run.retry"));
   const actionProblem = h("p", { class: "problem", role: "alert" });
   const segments = h("ol", { class: "segments", id: "segments" });
-  const transcriptHeading = h("h2", { id: "transcript-h" }, "Transcript");
+  const transcriptHeading = h("h2", { id: "transcript-h" }, t("run.transcript"));
+  const player = makePlayer(segments);
+  const housekeeping = makeHousekeeping();
   const soFar = h("p", { class: "hint", id: "transcript-so-far", hidden: true });
-  const downloads = h("div", { class: "downloads", role: "group", "aria-label": "Download the transcript" },
-    h("span", { class: "hint" }, "Download"),
+  const downloads = h("div", { class: "downloads", role: "group", "aria-label": t("run.downloadGroup") },
+    h("span", { class: "hint" }, t("run.download")),
     FORMATS.map((format) => h("button", {
-      type: "button", class: "quiet", dataset: { format }, "aria-label": `Download as ${format.toUpperCase()}`,
+      type: "button", class: "quiet", dataset: { format }, "aria-label": t("run.downloadAs", { format: format.toUpperCase() }),
       onclick: () => download(format),
     }, format.toUpperCase())));
   const transcriptSection = h(
     "section",
     { class: "card", id: "transcript", "aria-labelledby": "transcript-h", hidden: true },
     h("div", { class: "card-head" }, transcriptHeading, downloads),
+    player.element,
     soFar,
     segments,
   );
 
   fill(
     main,
-    h("p", {}, h("a", { href: "#/" }, "← All runs")),
+    h("p", {}, h("a", { href: "#/" }, t("run.back"))),
     title,
+    housekeeping.element,
     meta,
     h(
       "section",
       { class: "card", "aria-labelledby": "status-h" },
-      h("div", { class: "card-head" }, h("h2", { id: "status-h" }, "Status"), liveNote),
+      h("div", { class: "card-head" }, h("h2", { id: "status-h" }, t("run.status")), liveNote),
       h("p", { class: "status-line" }, badge, " ", stage),
       h("div", { class: "bar" }, bar, percent),
-      h("dl", { class: "times" }, h("dt", {}, "Elapsed"), elapsed, h("dt", {}, "Time left"), remaining),
+      h("dl", { class: "times" }, h("dt", {}, t("run.elapsed")), elapsed, h("dt", {}, t("run.left")), remaining),
       problem,
       h("div", { class: "actions" }, cancelButton, retryButton),
       actionProblem,
@@ -82,17 +89,17 @@ export function renderRun(main, runId) {
   }
 
   function remainingText() {
-    if (state.status === "queued") return "Waiting for a worker";
+    if (state.status === "queued") return t("run.waiting");
     if (!ACTIVE.has(state.status)) return "–";
     const spent = elapsedMs() - (state.startOffsetMs ?? NaN);
     if (state.progress > 0 && Number.isFinite(spent) && spent > 0) {
-      return `about ${duration((spent * (100 - state.progress)) / state.progress)}`;
+      return t("run.about", { time: duration((spent * (100 - state.progress)) / state.progress) });
     }
     if (state.estimate) {
       const left = state.estimate.seconds * 1000 - (performance.now() - state.estimate.at);
-      return `about ${duration(Math.max(0, left))}`;
+      return t("run.about", { time: duration(Math.max(0, left)) });
     }
-    return "Working it out…";
+    return t("run.workingOut");
   }
 
   function showTimes() {
@@ -115,9 +122,9 @@ export function renderRun(main, runId) {
       const retrying = ACTIVE.has(state.status);
       fill(
         problem,
-        h("p", {}, retrying ? `Attempt ${state.attempts} did not work. Trying again. ` : "", errorText(state.error)),
+        h("p", {}, retrying ? t("run.attemptFailed", { n: state.attempts }) : "", errorText(state.error)),
         state.error.message && state.error.code !== "cancelled" && state.error.message !== errorText(state.error)
-          ? h("p", { class: "hint" }, `Details: ${state.error.message} (${state.error.code})`)
+          ? h("p", { class: "hint" }, t("run.details", { message: state.error.message, code: state.error.code }))
           : null,
       );
     }
@@ -127,9 +134,12 @@ export function renderRun(main, runId) {
 
   function showRun(run) {
     const audioLength = state.durationMs ? duration(state.durationMs) : null;
-    fill(meta, [run.engine && `Engine: ${run.engine}`, run.language && `Language: ${run.language}`,
-      audioLength && `Length: ${audioLength}`, state.sizeBytes && bytes(state.sizeBytes),
-      `Created ${dateTime(run.createdAt)}`].filter(Boolean).join(" · "));
+    fill(meta, [run.engine && t("run.engine", { engine: run.engine }),
+      run.language && t("run.languageIs", { language: run.language }),
+      audioLength && t("run.length", { length: audioLength }), state.sizeBytes && bytes(state.sizeBytes),
+      t("run.createdAt", { when: dateTime(run.createdAt) })].filter(Boolean).join(" · "));
+    housekeeping.setAudio(run.audioId);
+    player.setAudio(run.audioId);
     const created = Date.parse(run.createdAt);
     state.startOffsetMs = run.startedAt ? Date.parse(run.startedAt) - created : null;
     if (run.finishedAt) state.elapsed = { ms: Date.parse(run.finishedAt) - created, at: performance.now() };
@@ -137,18 +147,21 @@ export function renderRun(main, runId) {
   }
 
   function segmentItems(parts) {
-    return parts.map((segment) => h("li", {},
-      h("span", { class: "ts" }, timestamp(segment.start_ms)), " ",
-      h("span", { class: "text" }, segment.text || "…")));
+    return parts.map((segment) => player.item(segment));
   }
 
   function showTranscript(transcript) {
     state.partials.clear();
     const parts = transcript.segments?.length ? transcript.segments : [{ start_ms: 0, text: transcript.text }];
     fill(segments, segmentItems(parts));
-    if (!transcript.text) fill(segments, h("li", { class: "hint" }, "No speech was recognised in this recording."));
+    if (!transcript.text) fill(segments, h("li", { class: "hint" }, t("run.noSpeech")));
     segments.dataset.partial = "false";
-    fill(transcriptHeading, "Transcript");
+    fill(transcriptHeading, t("run.transcript"));
+    player.refresh();
+    if (atMs !== null) {
+      player.openAt(atMs);
+      atMs = null;
+    }
     soFar.hidden = true;
     downloads.hidden = false;
     transcriptSection.hidden = false;
@@ -161,8 +174,9 @@ export function renderRun(main, runId) {
     if (!parts.length) return;
     fill(segments, segmentItems(parts.sort((a, b) => a.start_ms - b.start_ms)));
     segments.dataset.partial = "true";
-    fill(transcriptHeading, "Transcript so far");
-    fill(soFar, "Still transcribing: more text appears here as each part of the recording is done.");
+    fill(transcriptHeading, t("run.soFar"));
+    fill(soFar, t("run.stillGoing"));
+    player.refresh();
     soFar.hidden = false;
     downloads.hidden = true;
     transcriptSection.hidden = false;
@@ -176,6 +190,10 @@ export function renderRun(main, runId) {
   // --- following it --------------------------------------------------------------------------
 
   function take(data) {
+    if (data.audioId) {
+      player.setAudio(data.audioId);
+      housekeeping.setAudio(data.audioId);
+    }
     const progress = nextProgress(state, data);
     for (const key of ["status", "stage", "attempts"]) if (data[key] !== undefined) state[key] = data[key];
     state.progress = progress;
@@ -186,8 +204,9 @@ export function renderRun(main, runId) {
       state.estimate = { seconds: data.estimatedTimeRemaining, at: performance.now() };
     }
     if (data.audio) {
-      fill(title, data.audio.filename || "Recording");
-      document.title = `${data.audio.filename || "Run"} · Tapeline`;
+      fill(title, data.audio.filename || t("runs.recording"));
+      housekeeping.setName(data.audio.filename);
+      document.title = `${data.audio.filename || t("run.title")} · Tapeline`;
       state.durationMs = data.audio.durationMs;
       state.sizeBytes = data.audio.sizeBytes;
     }
@@ -204,7 +223,7 @@ export function renderRun(main, runId) {
 
   function onMessage(data) {
     if (data.event === "trouble") {
-      fill(liveNote, "Lost contact with the server; still trying…");
+      fill(liveNote, t("live.trouble"));
       return;
     }
     if (liveNote.dataset.mode === "polling") fill(liveNote, POLLING_NOTE);
@@ -229,7 +248,7 @@ export function renderRun(main, runId) {
     }
     if (data.event === "done") {
       state.progress = 100;
-      announce("The transcript is ready.");
+      announce(t("run.ready"));
     } else if (data.event === "error" && before !== state.status) {
       announce(errorText(state.error));
     }
@@ -245,7 +264,7 @@ export function renderRun(main, runId) {
       onMessage,
       onMode: (mode) => {
         liveNote.dataset.mode = mode;
-        fill(liveNote, mode === "live" ? "Live" : POLLING_NOTE);
+        fill(liveNote, mode === "live" ? t("live.live") : POLLING_NOTE);
       },
     });
   }
@@ -253,7 +272,8 @@ export function renderRun(main, runId) {
   function notFound() {
     stopFollowing();
     clearInterval(ticker);
-    fill(main, h("h1", {}, "Run not found"), h("p", {}, errorText({ code: "not_found" })), h("p", {}, h("a", { href: "#/" }, "← All runs")));
+    player.stop();
+    fill(main, h("h1", {}, t("run.notFound")), h("p", {}, errorText({ code: "not_found" })), h("p", {}, h("a", { href: "#/" }, t("run.back"))));
   }
 
   // --- actions -------------------------------------------------------------------------------
@@ -283,7 +303,7 @@ export function renderRun(main, runId) {
     if (await act(retryButton, "retry")) {
       transcriptSection.hidden = true;
       state.estimate = null;
-      announce("Trying again.");
+      announce(t("run.tryingAgain"));
       follow();
     }
   }
@@ -301,8 +321,75 @@ export function renderRun(main, runId) {
   follow();
   reload();
 
+  // --- the recording's name, and deleting it --------------------------------------------------
+
+  function makeHousekeeping() {
+    let audioId = null;
+    let name = "";
+    const problem = h("span", { class: "problem", role: "alert" });
+    const input = h("input", { id: "rename-input", "aria-label": t("run.renameLabel"), maxlength: 255, size: 40 });
+    const form = h("form", { class: "rename", hidden: true, onsubmit: save },
+      input, h("button", { type: "submit" }, t("run.save")),
+      h("button", { type: "button", class: "quiet", onclick: close }, t("run.cancelEdit")));
+    const renameButton = h("button", { type: "button", class: "quiet", id: "rename", disabled: true, onclick: open }, t("run.rename"));
+    const deleteButton = h("button", { type: "button", class: "quiet danger", id: "delete-audio", disabled: true, onclick: remove }, t("run.delete"));
+    const element = h("div", { class: "housekeeping" }, renameButton, deleteButton, form, problem);
+
+    function open() {
+      input.value = name;
+      form.hidden = false;
+      renameButton.hidden = true;
+      input.focus();
+      input.select();
+    }
+    function close() {
+      form.hidden = true;
+      renameButton.hidden = false;
+    }
+    async function save(event) {
+      event.preventDefault();
+      const wanted = input.value.trim();
+      if (!wanted || !audioId) return;
+      fill(problem);
+      try {
+        const audio = await api(`/api/audio/${audioId}`, { method: "PATCH", body: { filename: wanted } });
+        name = audio.filename;
+        fill(title, name);
+        document.title = `${name} · Tapeline`;
+        announce(t("run.renamed", { name }));
+        close();
+      } catch (err) {
+        fill(problem, errorText(err.error || { code: "network" }));
+      }
+    }
+    async function remove() {
+      if (!audioId || !window.confirm(t("run.confirmDelete", { name: name || t("runs.aRecording") }))) return;
+      fill(problem);
+      deleteButton.disabled = true;
+      try {
+        await api(`/api/audio/${audioId}`, { method: "DELETE" });
+        announce(t("run.deleted", { name }));
+        location.hash = "#/";
+      } catch (err) {
+        fill(problem, errorText(err.error || { code: "network" }));
+        deleteButton.disabled = false;
+      }
+    }
+    return {
+      element,
+      setAudio(id) {
+        audioId = id;
+        renameButton.disabled = deleteButton.disabled = !id;
+      },
+      setName(filename) {
+        if (filename) name = filename;
+      },
+    };
+  }
+
   return () => {
     stopFollowing();
     clearInterval(ticker);
+    player.stop();
   };
 }

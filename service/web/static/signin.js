@@ -2,6 +2,7 @@
 
 import { api, ApiError, session } from "./api.js";
 import { fill, h } from "./dom.js";
+import { t } from "./i18n.js";
 import { errorText } from "./messages.js";
 
 /** Check a token against the API; resolves with whether it is the admin token. */
@@ -27,19 +28,19 @@ export function renderSignIn(main, { onSignedIn, notice = "" }) {
     "aria-describedby": "token-help",
   });
   const problem = h("p", { class: "problem", role: "alert" }, notice);
-  const button = h("button", { type: "submit" }, "Sign in");
+  const button = h("button", { type: "submit" }, t("signin.button"));
   const form = h(
     "form",
     { class: "card sign-in", onsubmit: submit },
-    h("h1", {}, "Sign in"),
-    h("label", { for: "token" }, "Your API token"),
+    h("h1", {}, t("signin.title")),
+    h("label", { for: "token" }, t("signin.label")),
     input,
     h(
       "p",
       { id: "token-help", class: "hint" },
-      "Ask the administrator for one, or create it on the server with ",
+      t("signin.help1"),
       h("code", {}, "tapeline token create NAME"),
-      ". It is kept in this browser until you sign out.",
+      t("signin.help2"),
     ),
     button,
     problem,

@@ -13,7 +13,7 @@ import pytest
 from service.api.web import STATIC_DIR
 from tests.server import api_server
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

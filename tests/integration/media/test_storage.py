@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from service.config import Settings
@@ -61,6 +62,20 @@ async def test_put_and_get_bytes(storage: Storage) -> None:
     assert await storage.get_bytes("transcripts/b.json") == b'{"text": "hello"}'
     await storage.put_bytes("transcripts/b.json", b'{"text": "again"}')
     assert await storage.get_bytes("transcripts/b.json") == b'{"text": "again"}'
+
+
+async def test_a_player_reads_the_blob_here_or_at_a_short_lived_url(storage: Storage) -> None:
+    await storage.put_bytes("audio/x/play", b"RIFF and some audio")
+    where = await storage.playable("audio/x/play", "audio/wav")
+    if isinstance(where, Path):
+        assert where.read_bytes() == b"RIFF and some audio"
+    else:
+        answer = httpx.get(where, headers={"Range": "bytes=5-7"})
+        assert answer.status_code == 206 and answer.content == b"and"
+        assert answer.headers["content-type"] == "audio/wav"
+        assert "Expires=" in where or "X-Amz-Expires=300" in where
+    with pytest.raises(FileNotFoundError):
+        await storage.playable("audio/x/nothing", "audio/wav")
 
 
 async def test_keys_cannot_escape(storage: Storage) -> None:
