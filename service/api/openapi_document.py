@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document served at /openapi.json, built from plain dicts, one block per area.
 
-Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `WEBHOOKS`, `UPLOADS`,
-`OPENAI`) is a mapping of paths; `document()` merges them with the shared schemas. A new area is
-one more mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
+Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `LISTEN`, `WEBHOOKS`,
+`OPENAI`, `UPLOADS`) is a mapping of paths; `document()` merges them with the shared schemas. A
+new area is one more mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
 carries is described by the `RunStreamMessage` and `GlobalStreamMessage` schemas
 (`x-message-schema`).
 """
@@ -1155,8 +1155,8 @@ AREAS: tuple[Mapping[str, Json], ...] = (
     OPERATIONS,
     LISTEN,
     WEBHOOKS,
-    UPLOADS,
     OPENAI,
+    UPLOADS,
 )
 
 # --- limits: what every operation may also answer when a limit is reached ----------------------
@@ -1186,8 +1186,10 @@ def _limited(paths: Json) -> Json:
             spec = {**spec, "responses": dict(spec["responses"])}
             responses = spec["responses"]
 
+            shape = ref("OpenAIError") if path.startswith("/v1/") else ref("Error")
+
             def add(code: str) -> None:
-                responses[code] = json_body(ref("Error"), LIMIT_REASONS[code])  # noqa: B023
+                responses[code] = json_body(shape, LIMIT_REASONS[code])  # noqa: B023
 
             if spec.get("security") != []:
                 add("429")
