@@ -2,9 +2,9 @@
 
 Each area (`HEALTH`, `AUDIO`, `RUNS`, `STREAMS`, `ADMIN`, `OPERATIONS`, `LISTEN`, `WEBHOOKS`,
 `OPENAI`, `UPLOADS`) is a mapping of paths; `document()` merges them with the shared schemas. A
-new area is one more mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each message's `data`
-carries is described by the `RunStreamMessage` and `GlobalStreamMessage` schemas
-(`x-message-schema`).
+new area is one more mapping in `AREAS`. The SSE streams are `text/event-stream`; the JSON each
+message's `data` carries is described by the `RunStreamMessage` and `GlobalStreamMessage`
+schemas (`x-message-schema`).
 """
 
 from __future__ import annotations
