@@ -122,9 +122,6 @@ SELECT status, count(*) AS jobs FROM job GROUP BY status;
 -- Create a queued run for an audio file.
 INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords)
 VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords)
-
-INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt)
-VALUES (:audio_id, :owner, :engine, :model, :language, :prompt)
 RETURNING *;
 
 -- start_run --
@@ -282,9 +279,6 @@ SELECT r.id, r.audio_id, r.owner, r.status, r.stage, r.progress, r.attempts, r.e
                           WHERE w.state = 'running' AND w.heartbeat_at > now() - interval '2 minutes'
                             AND (w.serves IS NULL OR j.needs = ANY(w.serves)))
         LIMIT 1) AS waiting_for
-FROM transcript_run r JOIN audio a ON a.id = r.audio_id
-
-                 FROM job j WHERE j.run_id = r.id), '[]') AS jobs
 FROM transcript_run r LEFT JOIN audio a ON a.id = r.audio_id
 WHERE r.id = :run_id AND (CAST(:owner AS text) IS NULL OR r.owner = :owner);
 
@@ -458,9 +452,6 @@ SELECT * FROM transcript_run WHERE owner = :owner AND idempotency_key = :idempot
 INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, hotwords,
                             idempotency_key)
 VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :hotwords, :idempotency_key)
-
-INSERT INTO transcript_run (audio_id, owner, engine, model, language, prompt, idempotency_key)
-VALUES (:audio_id, :owner, :engine, :model, :language, :prompt, :idempotency_key)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
