@@ -1175,6 +1175,13 @@ QUOTA_OPERATIONS = {("/api/audio", "post"), ("/api/transcribe", "post"), ("/api/
 QUERY_TOKEN_PATHS = {"/api/runs/events", "/api/runs/{runId}/events", "/api/audio/{audioId}/content"}
 
 
+def _answer(path: str, method: str, reason: str) -> Json:
+    """An error answer in the shape of its area (OpenAI's under /v1); HEAD's carry no body."""
+    if method == "head":
+        return {"description": reason}
+    return json_body(ref("OpenAIError") if path.startswith("/v1/") else ref("Error"), reason)
+
+
 def _limited(paths: Json) -> Json:
     """`paths` with the limits' answers added: 429 on every authenticated operation, 413 on
     every JSON body, 403 where a quota applies, 401 on /metrics; `?access_token=` only on
@@ -1186,23 +1193,23 @@ def _limited(paths: Json) -> Json:
             spec = {**spec, "responses": dict(spec["responses"])}
             responses = spec["responses"]
 
-            shape = ref("OpenAIError") if path.startswith("/v1/") else ref("Error")
-
-            def add(code: str) -> None:
-                responses[code] = json_body(shape, LIMIT_REASONS[code])  # noqa: B023
-
+            codes = []
             if spec.get("security") != []:
-                add("429")
+                codes.append("429")
+                if "401" not in responses:
+                    responses["401"] = _answer(path, method, ERROR_REASONS[401])
                 if path in QUERY_TOKEN_PATHS:
                     spec["security"] = [{"bearer": []}, {"accessToken": []}]
             if "application/json" in spec.get("requestBody", {}).get("content", {}):
-                add("413")
+                codes.append("413")
             if (path, method) in QUOTA_OPERATIONS:
-                add("403")
+                codes.append("403")
             if "422" in responses:
-                add("422")
+                codes.append("422")
             if path == "/metrics":
-                add("401")
+                codes.append("401")
+            for code in codes:
+                responses[code] = _answer(path, method, LIMIT_REASONS[code])
             limited[path][method] = spec
     return limited
 

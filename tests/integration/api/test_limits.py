@@ -299,9 +299,15 @@ def test_10_metrics_need_the_metrics_token_when_one_is_set(server: str) -> None:
 # --- every endpoint: no 500 ---------------------------------------------------------------------
 
 ODD_TEXT = st.one_of(
-    st.sampled_from(["", "0", "-1", "²", "١", "1e9", "9" * 30, "\x00", "null", "[]", "{}"]),
+    st.sampled_from(["", "0", "-1", "1e9", "9" * 30, "\x00", "null", "[]", "{}"]),
     st.text(max_size=40),
-    st.text(st.characters(codec="utf-8", categories=["Cc", "Nd", "No", "Zs"]), max_size=12),
+    st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=3),
+    st.text(st.characters(codec="utf-8", categories=["Cc", "Zs", "Nd"]), max_size=12),
+)
+NUMBERISH = st.text(
+    st.one_of(st.sampled_from("0123456789"), st.characters(categories=["No"]).filter(str.isdigit)),
+    min_size=1,
+    max_size=4,
 )
 QUERY_NAMES = ["limit", "cursor", "status", "format", "partial", "lastEventId", "access_token"]
 JSON_VALUES = st.recursive(
@@ -356,7 +362,9 @@ def test_no_endpoint_answers_500_to_odd_input(server: str, fuzz_auth: dict[str, 
 
     @given(
         endpoint=st.sampled_from(ENDPOINTS),
-        params=st.dictionaries(st.sampled_from(QUERY_NAMES), ODD_TEXT, max_size=3),
+        params=st.fixed_dictionaries(
+            {}, optional=dict.fromkeys(QUERY_NAMES, st.one_of(NUMBERISH, ODD_TEXT))
+        ),
         shape=st.sampled_from(["none", "json", "multipart", "raw"]),
         body=JSON_BODIES,
         fields=FORM_FIELDS,
@@ -365,6 +373,7 @@ def test_no_endpoint_answers_500_to_odd_input(server: str, fuzz_auth: dict[str, 
     @settings(
         max_examples=100,
         deadline=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     def answers_below_500(
