@@ -10,8 +10,11 @@ as one "word". A CJK query becomes a phrase of its characters (`预 <-> 算`), s
 where those characters are adjacent. `simple` (no stemming) for every language keeps one index and
 one query for all runs, whatever language each was spoken in (often unknown: auto-detected).
 
-The index is on an expression, not a stored column, so nothing writes it by hand, a retried or
-reset run can never keep a stale vector, and `SELECT *` on runs does not carry it around.
+The vector lives in `run_search` (one row per run with a transcript, GIN-indexed), kept by a
+trigger whenever `transcript_run.transcript` is written: nothing in the application writes it,
+a reset run loses it in the same statement, and `SELECT *` on runs does not carry it around.
+It is computed once per transcript, not at every search (an expression index would be, for the
+recheck and for ranking, and the planner prices that computation far too low).
 
 Revision ID: 0009_search
 Revises: 0003_uploads
@@ -66,7 +69,39 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE INDEX idx_run_search ON transcript_run USING gin (tapeline_search_vector(transcript))"
+        """
+        CREATE TABLE run_search (
+            run_id    uuid PRIMARY KEY REFERENCES transcript_run (id) ON DELETE CASCADE,
+            document  tsvector NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX idx_run_search ON run_search USING gin (document)")
+    op.execute(
+        """
+        CREATE FUNCTION tapeline_index_transcript() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.transcript IS NULL THEN
+                DELETE FROM run_search WHERE run_id = NEW.id;
+            ELSE
+                INSERT INTO run_search (run_id, document)
+                VALUES (NEW.id, tapeline_search_vector(NEW.transcript))
+                ON CONFLICT (run_id) DO UPDATE SET document = EXCLUDED.document;
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER trg_run_search AFTER INSERT OR UPDATE OF transcript ON transcript_run"
+        " FOR EACH ROW EXECUTE FUNCTION tapeline_index_transcript()"
+    )
+    op.execute(
+        "INSERT INTO run_search (run_id, document)"
+        " SELECT id, tapeline_search_vector(transcript) FROM transcript_run"
+        " WHERE transcript IS NOT NULL"
     )
 
     op.execute("ALTER TABLE api_token ADD COLUMN is_admin boolean NOT NULL DEFAULT false")
@@ -74,7 +109,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("ALTER TABLE api_token DROP COLUMN IF EXISTS is_admin")
-    op.execute("DROP INDEX IF EXISTS idx_run_search")
+    op.execute("DROP TRIGGER IF EXISTS trg_run_search ON transcript_run")
+    op.execute("DROP FUNCTION IF EXISTS tapeline_index_transcript()")
+    op.execute("DROP TABLE IF EXISTS run_search")
     op.execute("DROP FUNCTION IF EXISTS tapeline_search_query(text)")
     op.execute("DROP FUNCTION IF EXISTS tapeline_search_vector(jsonb)")
     op.execute("DROP FUNCTION IF EXISTS tapeline_search_document(text)")

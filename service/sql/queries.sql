@@ -677,33 +677,44 @@ LIMIT 1;
 -- --- search, first start, renaming --------------------------------------------------------------
 
 -- search_runs --
--- The caller's finished runs whose transcript matches, best first (idx_run_search), each with up
--- to :per_run matching segments (any of the words) as ts_headline snippets and their times.
-WITH query AS (SELECT tapeline_search_query(:q) AS words)
-SELECT r.*, a.filename,
-       ts_rank(tapeline_search_vector(r.transcript), query.words) AS rank,
+-- The caller's finished runs whose transcript has every word, best first (idx_run_search), then,
+-- for those only, up to :per_run segments holding any of the words, as ts_headline snippets.
+WITH query AS (
+    SELECT tapeline_search_query(:q) AS words
+), found AS (
+    SELECT r.id, ts_rank(s.document, query.words) AS rank
+    FROM query, run_search s JOIN transcript_run r ON r.id = s.run_id
+    WHERE query.words IS NOT NULL
+      AND s.document @@ query.words
+      AND r.status = 'succeeded'
+      AND (CAST(:owner AS text) IS NULL OR r.owner = :owner)
+    ORDER BY rank DESC, r.created_at DESC, r.id DESC
+    LIMIT :limit
+)
+SELECT r.*, a.filename, found.rank,
        coalesce((
            SELECT json_agg(json_build_object(
                       'startMs', m.seg -> 'start_ms', 'endMs', m.seg -> 'end_ms',
                       'headline', ts_headline('simple'::regconfig,
-                          tapeline_search_document(m.seg ->> 'text'), m.any_word,
+                          tapeline_search_document(m.seg ->> 'text'), any_word.q,
                           :headline_options))
                   ORDER BY m.ord)
            FROM (
-               SELECT s.seg, s.ord, CAST(replace(CAST(query.words AS text), ' & ', ' | ') AS tsquery) AS any_word
+               SELECT s.seg, s.ord
                FROM jsonb_array_elements(r.transcript -> 'segments') WITH ORDINALITY AS s(seg, ord)
                WHERE to_tsvector('simple'::regconfig, tapeline_search_document(s.seg ->> 'text'))
-                     @@ CAST(replace(CAST(query.words AS text), ' & ', ' | ') AS tsquery)
+                     @@ any_word.q
                ORDER BY s.ord
                LIMIT :per_run
            ) m), '[]') AS matches
-FROM query, transcript_run r JOIN audio a ON a.id = r.audio_id
-WHERE query.words IS NOT NULL
-  AND tapeline_search_vector(r.transcript) @@ query.words
-  AND r.status = 'succeeded'
-  AND (CAST(:owner AS text) IS NULL OR r.owner = :owner)
-ORDER BY rank DESC, r.created_at DESC, r.id DESC
-LIMIT :limit;
+FROM found
+JOIN transcript_run r ON r.id = found.id
+JOIN audio a ON a.id = r.audio_id
+CROSS JOIN query
+CROSS JOIN LATERAL (
+    SELECT CAST(replace(CAST(query.words AS text), ' & ', ' | ') AS tsquery) AS q
+) any_word
+ORDER BY found.rank DESC, r.created_at DESC, r.id DESC;
 
 -- rename_audio --
 -- A person renames a recording; only the name shown changes, the bytes and runs stay.

@@ -158,17 +158,24 @@ async def test_search_finds_the_words_and_the_moments(server: str, db: AsyncEngi
     assert too_long.status_code == 400
 
 
-async def test_search_uses_the_index(db: AsyncEngine) -> None:
+async def test_search_uses_the_index_and_follows_the_transcript(db: AsyncEngine) -> None:
+    run_id = await finished_run(db, "alice", [(0, "the budget")])
     async with db.begin() as conn:
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))  # the table is tiny here
         plan = "\n".join(
             row[0]
             for row in await conn.execute(
                 text(
-                    "EXPLAIN SELECT id FROM transcript_run WHERE"
-                    " tapeline_search_vector(transcript) @@ tapeline_search_query(:q)"
+                    "EXPLAIN SELECT run_id FROM run_search"
+                    " WHERE document @@ tapeline_search_query(:q)"
                 ),
                 {"q": "budget " + uuid.uuid4().hex},
             )
         )
+        indexed = "SELECT count(*) FROM run_search WHERE run_id = :id"
+        assert (await conn.execute(text(indexed), {"id": run_id})).scalar_one() == 1
+        await conn.execute(
+            text("UPDATE transcript_run SET transcript = NULL WHERE id = :id"), {"id": run_id}
+        )
+        assert (await conn.execute(text(indexed), {"id": run_id})).scalar_one() == 0
     assert "idx_run_search" in plan
