@@ -31,7 +31,7 @@ async def attempts(db: AsyncEngine) -> list[tuple[int, int | None]]:
 async def test_a_worker_killed_between_attempts_loses_no_delivery(
     db: AsyncEngine, settings: Settings, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = env_with(subprocess_env, WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_RETRY_DELAYS="3000")
+    env = env_with(subprocess_env, WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_RETRY_DELAYS="8000")
     async with db.begin() as conn:
         _, token = await tokens.create(conn, "kim")
     storage = LocalStorage(settings.tapeline_data_dir / "blobs")
@@ -43,19 +43,18 @@ async def test_a_worker_killed_between_attempts_loses_no_delivery(
             await webhooks.attach(conn, run["id"], hook)
         with process(WORKER, env, tmp_path / "doomed.log") as doomed:
 
-            async def first_attempt_recorded() -> bool:
-                return await attempts(db) == [(1, 500)]
+            async def between_attempts() -> bool:
+                """The first attempt is recorded and its retry is a queued job (not a timer)."""
+                async with db.connect() as conn:
+                    status = await conn.execute(
+                        text("SELECT status FROM job WHERE job_type = 'deliver_webhook'")
+                    )
+                    waiting = status.scalar_one_or_none()
+                return waiting == "queued" and await attempts(db) == [(1, 500)]
 
-            await wait_until(first_attempt_recorded, 30, "the first attempt")
+            await wait_until(between_attempts, 30, "the first attempt and its queued retry")
             os.kill(doomed.pid, signal.SIGKILL)
             doomed.wait()
-        async with db.connect() as conn:
-            waiting = (
-                await conn.execute(
-                    text("SELECT status FROM job WHERE job_type = 'deliver_webhook'")
-                )
-            ).scalar_one()
-        assert waiting == "queued", "the retry is a queued job, not a timer in the dead worker"
         with process(WORKER, env, tmp_path / "rescuer.log"):
 
             async def delivered() -> bool:

@@ -21,12 +21,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from service import tokens
 from service.config import load_settings
 from service.errors import InvalidRequest
-from service.jobs import queue
 from service.outbound import PrivateAllowance
-from service.runs import store, webhooks
+from service.runs import webhooks
 from service.runs.webhooks import WebhookHandler
 from service.tokens import Principal
-from tests.integration.helpers import queue_run
 from tests.receiver import Receiver, webhook_receiver
 from tests.server import api_server, env_with
 from tests.speech import speak
@@ -237,36 +235,6 @@ async def test_private_addresses_are_refused_without_the_setting(receiver: Recei
     sent = await allowed.send(by_name, "msg_1", "{}", ["whsec_" + "A" * 32])
     assert (sent.status_code, sent.retry_after_ms, sent.error) == (503, 7000, "HTTP 503")
     assert json.loads(receiver.requests[0].body) == {}
-
-
-async def test_the_transition_queues_its_webhook_and_a_cancel_spares_deliveries(
-    db: AsyncEngine,
-) -> None:
-    async with db.begin() as conn:
-        _, token = await tokens.create(conn, "carl")
-    run, _ = await queue_run(db, "carl")
-    hook = webhooks.WebhookRequest(
-        "https://example.com/h", ("run.started", "run.cancelled"), token["id"]
-    )
-    async with db.begin() as conn:
-        await webhooks.attach(conn, run["id"], hook)
-        await store.start(conn, run["id"], attempts=1, stage="uploading", progress=0)
-    async with db.begin() as conn:
-        await queue.cancel_for_run(conn, run["id"])
-        await store.cancel(conn, run["id"])
-    async with db.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT m.event_type, j.status FROM webhook_message m"
-                " JOIN webhook_job wj ON wj.message_id = m.id JOIN job j ON j.id = wj.job_id"
-                " ORDER BY m.created_at"
-            )
-        )
-        assert [tuple(r) for r in rows] == [("run.started", "queued"), ("run.cancelled", "queued")]
-        transcribe_job = await conn.execute(
-            text("SELECT status FROM job WHERE job_type = 'transcribe_long'")
-        )
-        assert transcribe_job.scalar_one() == "cancelled"
 
 
 async def test_a_tus_upload_s_metadata_asks_for_the_webhook(
