@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -22,7 +24,7 @@ from service.api.params import (
 from service.auth import authenticate
 from service.context import Context
 from service.database import Row
-from service.errors import Conflict, InvalidRequest
+from service.errors import Conflict, Deleted, InvalidRequest
 from service.media import library as audio_library
 from service.media import tombstones
 from service.media.storage import ensure_free_space
@@ -38,10 +40,21 @@ from service.tokens import Principal
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
 
 
-def _submitted(run: Row) -> JSONResponse:
+async def _submitted(ctx: Context, run: Row) -> JSONResponse:
     """200 with a finished run (processed inline), 202 with a run still on its way."""
-    status = 202 if run["status"] in ACTIVE_STATUSES else 200
-    return JSONResponse(run_json(run, with_transcript=status == 200), status_code=status)
+    if run["status"] in ACTIVE_STATUSES:
+        return JSONResponse(run_json(run), status_code=202)
+    return JSONResponse(await with_transcript(ctx, run))
+
+
+async def with_transcript(ctx: Context, run: Row) -> dict[str, Any]:
+    """The run's JSON with its transcript, words included: the row keeps segments only, so a
+    succeeded run's transcript is read from storage (the row's copy if that is gone)."""
+    data = run_json(run, with_transcript=True)
+    if run["status"] == "succeeded" and run["transcript_key"] is not None:
+        with contextlib.suppress(Deleted):
+            data["transcript"] = (await stored_transcript(ctx, run)).to_json()
+    return data
 
 
 async def create_run(request: Request) -> JSONResponse:
@@ -61,7 +74,7 @@ async def create_run(request: Request) -> JSONResponse:
         prompt=optional_str(body, "prompt"),
         hotwords=optional_str(body, "hotwords"),
     )
-    return _submitted(run)
+    return await _submitted(request.app.state.ctx, run)
 
 
 async def transcribe(request: Request) -> JSONResponse:
@@ -79,13 +92,13 @@ async def transcribe(request: Request) -> JSONResponse:
             earlier = await runs.by_idempotency_key(conn, principal.owner, key)
         if earlier is not None:
             await asyncio.to_thread(upload.path.unlink, missing_ok=True)
-            return _submitted(earlier)
+            return await _submitted(ctx, earlier)
     analysis = optional_flag(upload.fields, "analysis")
     audio = await audio_library.accept_upload(ctx.db, ctx.storage, principal.owner, upload)
     run = await submit_run(
         ctx, principal, audio["id"], **options, idempotency_key=key, analysis=analysis
     )
-    return _submitted(run)
+    return await _submitted(ctx, run)
 
 
 async def list_runs(request: Request) -> JSONResponse:
@@ -117,7 +130,7 @@ async def visible_run(request: Request, principal: Principal, fetch: Fetch = run
 
 async def get_run(request: Request) -> JSONResponse:
     run = await visible_run(request, await authenticate(request))
-    return JSONResponse(run_json(run, with_transcript=True))
+    return JSONResponse(await with_transcript(request.app.state.ctx, run))
 
 
 async def get_transcript(request: Request) -> Response:

@@ -123,9 +123,7 @@ def test_workers_on_one_machine_download_a_model_once(
             WHISPER_MODEL="tiny.en",
         )
         pulls = [
-            subprocess.Popen(
-                tapeline("models", "pull"), env=env, stdout=subprocess.PIPE, text=True
-            )
+            subprocess.Popen(tapeline("models", "pull"), env=env, stdout=subprocess.PIPE, text=True)
             for _ in range(3)
         ]
         outputs = [p.communicate(timeout=120)[0] for p in pulls]
