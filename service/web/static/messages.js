@@ -49,6 +49,7 @@ export const STATUS = {
 export const STAGE = {
   queued: "Waiting for a worker",
   uploading: "Preparing the audio",
+  preparing: "Getting the speech model",
   analyzing: "Recognising speech",
   finalizing: "Putting the transcript together",
   done: "Finished",
