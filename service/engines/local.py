@@ -2,7 +2,8 @@
 
 The recording is decoded as a stream of windows (`media.audio.decode_windows`), so memory does
 not grow with its length: a 10-second first window brings the first words within seconds, then
-windows of four minutes (enough speech to fill a batch), each cut in a pause. Each window goes
+windows of eight minutes (enough speech for full batches, so the cut at a window's end, where a
+piece of speech shorter than 30 s is still padded to 30 s, costs little), each cut in a pause. Each window goes
 through faster-whisper's batched pipeline (Silero VAD cuts the speech into pieces of up to 30 s,
 decoded in batches), and each piece is reported as a partial with absolute timestamps as soon
 as its batch is done; the transcript is exactly those partials.
@@ -37,7 +38,7 @@ from service.media.audio import Window, declared_duration_ms, decode_windows
 log = logging.getLogger(__name__)
 
 FIRST_WINDOW_MS = 10_000
-WINDOW_MS = 240_000
+WINDOW_MS = 480_000
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000
 _SENTENCE_END = re.compile(r"[.!?。！？]$")
