@@ -3,10 +3,10 @@
 The recording is decoded as a stream of windows (`media.audio.decode_windows`), so memory does
 not grow with its length: a 10-second first window brings the first words within seconds, then
 windows of eight minutes (enough speech for full batches, so the cut at a window's end, where a
-piece of speech shorter than 30 s is still padded to 30 s, costs little), each cut in a pause. Each window goes
-through faster-whisper's batched pipeline (Silero VAD cuts the speech into pieces of up to 30 s,
-decoded in batches), and each piece is reported as a partial with absolute timestamps as soon
-as its batch is done; the transcript is exactly those partials.
+piece of speech shorter than 30 s is still padded to 30 s, costs little), each cut in a pause.
+Each window goes through faster-whisper's batched pipeline (Silero VAD cuts the speech into
+pieces of up to 30 s, decoded in batches), and each piece is reported as a partial with
+absolute timestamps as soon as its batch is done; the transcript is exactly those partials.
 
 The model is loaded once per worker process and shared by its jobs. It runs in threads, not the
 process pool: CTranslate2 releases the GIL while it computes, so the event loop stays free, and
