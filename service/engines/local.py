@@ -2,10 +2,11 @@
 
 The recording is decoded as a stream of windows (`media.audio.decode_windows`), so memory does
 not grow with its length: a 10-second first window brings the first words within seconds, then
-windows twice as long each time, up to four minutes, each cut in a pause. Each window goes
-through faster-whisper's batched pipeline (Silero VAD cuts the speech, the pieces are decoded
-in batches) and is reported as a partial with absolute timestamps; the transcript is exactly
-those partials.
+windows of eight minutes (enough speech for full batches, so the cut at a window's end, where a
+piece of speech shorter than 30 s is still padded to 30 s, costs little), each cut in a pause.
+Each window goes through faster-whisper's batched pipeline (Silero VAD cuts the speech into
+pieces of up to 30 s, decoded in batches), and each piece is reported as a partial with
+absolute timestamps as soon as its batch is done; the transcript is exactly those partials.
 
 The model is loaded once per worker process and shared by its jobs. It runs in threads, not the
 process pool: CTranslate2 releases the GIL while it computes, so the event loop stays free, and
@@ -23,7 +24,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from service.media.audio import Window, declared_duration_ms, decode_windows
 log = logging.getLogger(__name__)
 
 FIRST_WINDOW_MS = 10_000
-WINDOW_MS = 240_000
+WINDOW_MS = 480_000
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000
 _SENTENCE_END = re.compile(r"[.!?。！？]$")
@@ -169,23 +170,34 @@ class LocalEngine:
         language = primary_language(options.language)
         probability: float | None = 1.0 if language else None
         segments: list[Segment] = []
+        partials = _Partials(reporter)
+        loop = asyncio.get_running_loop()
         try:
-            for index in range(1_000_000):
+            while True:
                 window = await asyncio.to_thread(next, windows, None)
                 if window is None:
                     break
-                result = await asyncio.to_thread(
-                    transcribe_window,
-                    loaded.pipeline,
-                    window,
-                    self.settings.whisper_batch_size,
-                    _Request(language, options.prompt, options.hotwords),
-                    stop,
+                found: asyncio.Queue[list[Segment]] = asyncio.Queue()
+
+                def emit(piece: list[Segment], found: asyncio.Queue[list[Segment]] = found) -> None:
+                    loop.call_soon_threadsafe(found.put_nowait, piece)
+
+                work = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        transcribe_window,
+                        loaded.pipeline,
+                        window,
+                        self.settings.whisper_batch_size,
+                        _Request(language, options.prompt, options.hotwords),
+                        stop,
+                        emit,
+                    )
                 )
+                await partials.window(window, found, work)
+                result = work.result()
                 if language is None and result.speech and loaded.multilingual:
                     language, probability = result.language, result.language_probability
                 segments.extend(result.segments)
-                await reporter.chunk(index, window.start_ms, window.end_ms, result.segments)
                 if duration_ms:
                     await reporter.progress(min(0.99, window.end_ms / duration_ms))
         finally:
@@ -216,6 +228,53 @@ class LocalEngine:
         return fetch.result()
 
 
+class _Partials:
+    """Reports a partial for each piece of speech the pipeline finishes (a VAD chunk of up to
+    30 s), spanning from the previous partial's end; a window's last one reaches its end."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.index = 0
+
+    async def window(
+        self,
+        window: Window,
+        found: asyncio.Queue[list[Segment]],
+        work: asyncio.Future[WindowResult],
+    ) -> None:
+        start = window.start_ms
+        held: list[Segment] | None = None
+        while True:
+            getter = asyncio.ensure_future(found.get())
+            waiting: set[asyncio.Future[Any]] = {getter, work}
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                got = getter.done()
+                if not got:
+                    getter.cancel()
+            if got:
+                piece = getter.result()
+            elif found.empty():
+                break
+            else:
+                piece = found.get_nowait()
+            if held is not None:
+                start = await self._report(start, held, window.end_ms)
+            held = piece
+        work.result()
+        await self._send(start, window.end_ms, held or [])
+
+    async def _report(self, start: int, segments: list[Segment], window_end: int) -> int:
+        end = min(window_end, max([start, *(s.end_ms for s in segments)]))
+        await self._send(start, end, segments)
+        return end
+
+    async def _send(self, start: int, end: int, segments: list[Segment]) -> None:
+        await self.reporter.chunk(self.index, start, max(start, end), segments)
+        self.index += 1
+
+
 @dataclass(frozen=True)
 class _Request:
     language: str | None
@@ -224,10 +283,16 @@ class _Request:
 
 
 def transcribe_window(
-    pipeline: Any, window: Window, batch_size: int, request: _Request, stop: threading.Event
+    pipeline: Any,
+    window: Window,
+    batch_size: int,
+    request: _Request,
+    stop: threading.Event,
+    emit: Callable[[list[Segment]], None] | None = None,
 ) -> WindowResult:
     """One window through the batched pipeline, in a thread; stops between batches when `stop`
-    is set (the run was cancelled or timed out), raising `RunCancelled`."""
+    is set (the run was cancelled or timed out), raising `RunCancelled`. Each piece of speech
+    (Whisper's segment: one VAD chunk) goes to `emit` as soon as its batch is done."""
     if stop.is_set():
         raise RunCancelled()
     found, info = pipeline.transcribe(
@@ -246,7 +311,10 @@ def transcribe_window(
         segment = next(found, None)
         if segment is None:
             break
-        segments.extend(split_segment(window, segment))
+        piece = list(split_segment(window, segment))
+        segments.extend(piece)
+        if emit is not None:
+            emit(piece)
     speech = bool(info.duration_after_vad)
     return WindowResult(segments, info.language, info.language_probability, speech)
 

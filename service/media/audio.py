@@ -263,9 +263,9 @@ def decode_windows(
     about one window of samples, so a 10-hour recording costs no more memory than a short one.
 
     The first window is `first_ms` long so a recogniser can show the first words within
-    seconds; each next one twice as long, up to `window_ms`. Each window ends at the quietest
-    moment near its target length (within `search_ms`, at most a quarter of the window), so a
-    cut rarely falls inside a word; the remainder starts the next window.
+    seconds; the others are `window_ms`. Each window ends at the quietest moment near its
+    target length (within `search_ms`, at most a quarter of the window), so a cut rarely falls
+    inside a word; the remainder starts the next window.
     """
     if path.stat().st_size == 0:
         raise AudioUnreadable("The file is empty.")
@@ -301,7 +301,7 @@ def decode_windows(
             start_ms += cut // per_ms
             rest = buffered[cut:]
             pending, pending_samples = [rest], len(rest)
-            target_ms = min(window_ms, target_ms * 2)
+            target_ms = window_ms
         if pending_samples:
             yield Window(start_ms, np.concatenate(pending))
         elif start_ms == 0:

@@ -249,7 +249,7 @@ class TranscriptionHandler:
     async def on_success(self, conn: AsyncConnection, job: ClaimedJob, result: Any) -> None:
         params = {"run_id": _run_id(job), "transcript_key": transcript_key(_run_id(job))}
         await conn.execute(q("set_run_transcript_key"), params)
-        await runs.succeed(conn, _run_id(job), result)
+        await runs.succeed(conn, _run_id(job), result.without_words())
 
     async def on_retry(self, conn: AsyncConnection, job: ClaimedJob, error: TapelineError) -> None:
         event = "requeued" if isinstance(error, WorkerLost) else "retry_scheduled"

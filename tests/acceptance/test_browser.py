@@ -31,6 +31,7 @@ from playwright.sync_api import (
 
 from tests.server import api_server, env_with, tapeline
 from tests.speech import long_recording
+from tests.wer import normalized
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,7 +48,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN_TOKEN = "admin-secret-for-tests-0123456789abcdef"  # the subprocess_env fixture's ADMIN_TOKEN
-# Words of tests.speech's first sentences that pocketsphinx hears reliably in flite's voice.
+# Words of tests.speech's first sentences, as the local engine hears them in flite's voice.
 SPOKEN = {"weather", "sunny", "warm", "umbrella", "office", "brother", "guitar", "evening", "train"}
 WAIT_MS = 90_000
 
@@ -192,7 +193,7 @@ def test_a_user_signs_in_drops_a_recording_and_reads_its_transcript_live(
     segments = page.locator("#segments li")
     expect(segments.first).to_be_visible()
     assert re.fullmatch(r"\d\d:\d\d\.\d", segments.first.locator(".ts").inner_text())
-    heard = set(page.locator("#segments").inner_text().lower().split())
+    heard = set(normalized(page.locator("#segments").inner_text()).split())
     assert len(SPOKEN & heard) >= 3, heard
     assert page.locator("#run-elapsed").inner_text() != "–"
 
@@ -249,7 +250,7 @@ def test_the_run_page_shows_the_text_as_each_part_is_transcribed(
     assert all(h == "Transcript so far" for p, _, h in seen if p == "true"), seen
     final = page.locator("#segments li").count()
     assert final >= growing[-1] and seen[-1][2] == "Transcript"
-    heard = set(page.locator("#segments").inner_text().lower().split())
+    heard = set(normalized(page.locator("#segments").inner_text()).split())
     assert len(SPOKEN & heard) >= 3, heard
 
 

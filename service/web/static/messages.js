@@ -29,7 +29,7 @@ export const STAGE = {
   queued: "Waiting for a worker",
   fetching: "Fetching the audio from its URL",
   uploading: "Preparing the audio",
-  preparing: "Downloading the speech model",
+  preparing: "Getting the speech model",
   analyzing: "Recognising speech",
   finalizing: "Putting the transcript together",
   done: "Finished",

@@ -111,7 +111,7 @@ export function renderRun(main, runId, { atMs = null } = {}) {
   function show() {
     badge.dataset.status = state.status;
     fill(badge, statusText(state.status));
-    fill(stage, ACTIVE.has(state.status) ? stageText(state.stage) : "");
+    fill(stage, ACTIVE.has(state.status) ? state.detail || stageText(state.stage) : "");
     const progress = state.status === "succeeded" ? 100 : Math.max(0, Math.min(100, state.progress || 0));
     bar.value = progress;
     bar.dataset.status = state.status;
@@ -196,6 +196,8 @@ export function renderRun(main, runId, { atMs = null } = {}) {
     }
     const progress = nextProgress(state, data);
     for (const key of ["status", "stage", "attempts"]) if (data[key] !== undefined) state[key] = data[key];
+    // A download's size, or the worker a queued run waits for; gone with the next stage.
+    if (data.stage !== undefined || data.status !== undefined) state.detail = data.detail || data.waiting || null;
     state.progress = progress;
     if ("error" in data) state.error = data.error;
     if (state.status === "cancelled" && !state.error) state.error = { code: "cancelled", message: "" };

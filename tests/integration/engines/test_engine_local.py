@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings, load_settings
+from service.engines import local
 from service.engines.base import EngineOptions
 from service.engines.local import LocalEngine, model_loads
 from tests.fakes.hub import running_hub
@@ -51,9 +52,12 @@ def _cpu_seconds() -> float:
     return time.process_time()
 
 
-async def test_cancelling_a_run_stops_its_cpu_work_within_seconds(speech_dir: Path) -> None:
+async def test_cancelling_a_run_stops_its_cpu_work_within_seconds(
+    speech_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Cancellation and JOB_TIMEOUT_MS both cancel the engine's task; its thread must stop at
     the next batch instead of transcribing the rest of the recording."""
+    monkeypatch.setattr(local, "WINDOW_MS", 60_000)
     path = spoken(speech_dir, 240)
     reporter = RecordingReporter()
     engine = LocalEngine(load_settings())
