@@ -81,7 +81,7 @@ async def test_random_bytes_and_truncations_never_give_a_500_nor_keep_a_refused_
     )
 
     @settings(
-        max_examples=60,
+        max_examples=40,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
