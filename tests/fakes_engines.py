@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.engines.base import EngineOptions, Partial, Reporter, Segment, Transcript, stitched
-from service.errors import TapelineError
 
 
 @dataclass
@@ -94,7 +93,7 @@ class ScriptedEngine:
 
     name = "scripted"
 
-    def __init__(self, errors: Sequence[TapelineError]) -> None:
+    def __init__(self, errors: Sequence[Exception]) -> None:
         self.errors = list(errors)
         self.calls = 0
 

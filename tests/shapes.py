@@ -12,6 +12,7 @@ import struct
 import zlib
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import jiwer
@@ -81,16 +82,20 @@ def write_audio(
         for packet in stream.encode(None):
             container.mux(packet)
         if picture is not None:
-            seconds = samples.shape[1] / rate
-            for index in range(int(seconds * 5)):
-                image = np.full((120, 160, 3), (index * 7) % 255, dtype=np.uint8)
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts = index
-                for packet in picture.encode(frame):
-                    container.mux(packet)
-            for packet in picture.encode(None):
-                container.mux(packet)
+            _film(container, picture, samples.shape[1] / rate)
     return path
+
+
+def _film(container: Any, picture: Any, seconds: float) -> None:
+    """Five frames a second of a slowly brightening picture, muxed into `container`."""
+    for index in range(int(seconds * 5)):
+        image = np.full((120, 160, 3), (index * 7) % 255, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = index
+        for packet in picture.encode(frame):
+            container.mux(packet)
+    for packet in picture.encode(None):
+        container.mux(packet)
 
 
 def resampled(signal: Signal, rate: int) -> Signal:
@@ -104,14 +109,7 @@ def video_without_audio(path: Path, seconds: float = 2.0) -> Path:
     with av.open(str(path), "w") as container:
         picture = container.add_stream("mpeg4", rate=5)
         picture.width, picture.height, picture.pix_fmt = 160, 120, "yuv420p"
-        for index in range(int(seconds * 5)):
-            image = np.full((120, 160, 3), index * 20 % 255, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = index
-            for packet in picture.encode(frame):
-                container.mux(packet)
-        for packet in picture.encode(None):
-            container.mux(packet)
+        _film(container, picture, seconds)
     return path
 
 

@@ -33,6 +33,7 @@ NO_SOUND_DB = -70.0
 """A frame quieter than this (RMS, dBFS) carries nothing a recogniser could hear."""
 _MIN_SOUND_MS = 100
 """A span needs at least this much sound above `NO_SOUND_DB` to be worth transcribing."""
+_METER_BLOCK_S = 10
 
 Span = tuple[int, int]
 
@@ -129,32 +130,47 @@ def has_sound(pcm: bytes, sample_rate: int = 16000) -> bool:
 
 
 class LevelMeter:
-    """`frame_levels_db` fed a block of samples at a time, for audio decoded as a stream."""
+    """`frame_levels_db` fed a block of samples at a time, for audio decoded as a stream.
+
+    Decoders hand over a few milliseconds at a time; samples are gathered into blocks of
+    `_METER_BLOCK_S` before they are measured, so ten hours make a few thousand small arrays of
+    levels rather than millions of tiny ones.
+    """
 
     def __init__(self, sample_rate: int) -> None:
         self.frame = sample_rate * FRAME_MS // 1000
         self.sample_rate = sample_rate
         self.samples = 0
-        self._rest = np.zeros(0, dtype=np.int16)
+        self._pending: list[npt.NDArray[np.int16]] = []
+        self._pending_size = 0
         self._parts: list[npt.NDArray[np.float64]] = []
 
     def add(self, samples: npt.NDArray[np.int16]) -> None:
         self.samples += samples.size
-        block = np.concatenate((self._rest, samples)) if self._rest.size else samples
-        whole = block.size - block.size % self.frame
+        self._pending.append(samples)
+        self._pending_size += samples.size
+        if self._pending_size >= self.sample_rate * _METER_BLOCK_S:
+            self._measure(final=False)
+
+    def _measure(self, *, final: bool) -> None:
+        if not self._pending_size:
+            return
+        block = np.concatenate(self._pending)
+        whole = block.size if final else block.size - block.size % self.frame
         if whole:
             self._parts.append(frame_levels_db(block[:whole], self.sample_rate))
-        self._rest = block[whole:].copy()
+        rest = block[whole:].copy()
+        self._pending = [rest] if rest.size else []
+        self._pending_size = rest.size
 
     @property
     def total_ms(self) -> int:
         return math.ceil(self.samples * 1000 / self.sample_rate)
 
     def levels(self) -> npt.NDArray[np.float64]:
-        parts = list(self._parts)
-        if self._rest.size:
-            parts.append(frame_levels_db(self._rest, self.sample_rate))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+        """Every frame's level so far; call once, at the end of the stream."""
+        self._measure(final=True)
+        return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.float64)
 
 
 def frame_levels_db(samples: npt.NDArray[np.int16], sample_rate: int) -> npt.NDArray[np.float64]:

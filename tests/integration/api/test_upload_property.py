@@ -19,6 +19,7 @@ from tests.server import api_server, env_with
 from tests.shapes import resampled, silence, spoken, write_audio
 
 pytestmark = pytest.mark.timeout(300)
+LONGEST_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,9 @@ def storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(
     subprocess_env: dict[str, str], storage_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    env = env_with(subprocess_env, TAPELINE_DATA_DIR=str(storage_dir))
+    env = env_with(
+        subprocess_env, TAPELINE_DATA_DIR=str(storage_dir), MAX_AUDIO_DURATION_MS=str(LONGEST_MS)
+    )
     with api_server(env, tmp_path_factory.mktemp("logs") / "api.log", "--no-worker") as base:
         yield base
 
@@ -81,7 +84,7 @@ async def test_random_bytes_and_truncations_never_give_a_500_nor_keep_a_refused_
     )
 
     @settings(
-        max_examples=60,
+        max_examples=40,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -103,3 +106,25 @@ async def test_random_bytes_and_truncations_never_give_a_500_nor_keep_a_refused_
             assert answer.status_code == 201 and answer.json()["durationMs"] > 0
 
     await asyncio.to_thread(upload)
+
+
+async def test_a_recording_past_max_audio_duration_is_413_too_long_and_not_kept(
+    server: str, storage_dir: Path, db: AsyncEngine, tmp_path: Path
+) -> None:
+    async with db.begin() as conn:
+        token, _ = await tokens.create(conn, "long")
+    headers = {"Authorization": f"Bearer {token}"}
+    long = write_audio(tmp_path / "long.flac", silence(LONGEST_MS / 1000 + 5)[None], codec="flac")
+    before = _stored(storage_dir)
+    answer = await asyncio.to_thread(
+        httpx.post,
+        f"{server}/api/audio",
+        headers=headers,
+        files={"file": ("long.flac", long.read_bytes())},
+        timeout=60,
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "too_long"
+    assert "MAX_AUDIO_DURATION_MS" in answer.json()["error"]["message"]
+    assert _stored(storage_dir) == before
+    assert httpx.get(f"{server}/api/audio", headers=headers).json()["items"] == []

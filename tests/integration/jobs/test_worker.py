@@ -104,6 +104,27 @@ async def test_transient_failures_are_retried_on_the_configured_schedule(
     assert (await event_types(db, run["id"])).count("retry_scheduled") == 3
 
 
+async def test_a_bug_fails_the_run_at_once_as_internal_error_with_its_traceback_logged(
+    db: AsyncEngine, running_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reported case: a TypeError from a library on this audio would happen again on
+    every retry, so there is none, and the message promises none."""
+    engine = ScriptedEngine([TypeError("'NoneType' object is not iterable")] * 4)
+    async with running_worker(engine) as ctx:
+        run, job_id = await queue_run(db, storage=storage_of(ctx), max_attempts=4)
+        await wait_for_status(db, run["id"], ("failed",))
+    failed = await run_state(db, run["id"])
+    assert (failed["error_code"], failed["attempts"], engine.calls) == ("internal_error", 1, 1)
+    assert "TypeError" in failed["error_message"]
+    assert "retr" not in failed["error_message"].lower()
+    assert "retry_scheduled" not in await event_types(db, run["id"])
+    async with db.connect() as conn:
+        job = await conn.execute(text("SELECT status FROM job WHERE id = :j"), {"j": job_id})
+        assert job.scalar_one() == "failed"
+    logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is TypeError]
+    assert logged, "the traceback is in the log"
+
+
 async def test_a_transient_failure_that_goes_away_ends_succeeded(
     db: AsyncEngine, running_worker: WorkerFactory
 ) -> None:
