@@ -37,7 +37,7 @@ def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         dict(os.environ),
         DATABASE_URL=database_url,
         TAPELINE_DATA_DIR=str(data_dir),
-        ADMIN_TOKEN="admin-secret",
+        ADMIN_TOKEN="admin-secret-for-tests-0123456789abcdef",
         POLL_INTERVAL_MS="100",
         JOB_LEASE_MS="3000",
         WORKER_RETRY_DELAYS="200,500,1000",

@@ -20,9 +20,11 @@ async def test_a_migrated_server_is_ready(subprocess_env: dict[str, str], tmp_pa
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         ready = httpx.get(f"{base}/readyz")
     assert ready.status_code == 200
+    model = {"name": subprocess_env["WHISPER_MODEL"], "present": True}
     assert ready.json() == {
         "status": "ready",
         "checks": {"database": "ok", "migrations": "current", "listener": "ok"},
+        "model": model,
     }
 
 
@@ -63,8 +65,10 @@ async def test_a_schema_at_another_revision_is_alive_but_not_ready(
     finally:
         await recreate(False)
     assert behind.status_code == 503
+    model = {"name": subprocess_env["WHISPER_MODEL"], "present": True}
     assert behind.json() == {
         "status": "not ready",
         "checks": {"database": "ok", "migrations": "at 9999_newer", "listener": "ok"},
+        "model": model,
     }
     assert caught_up.status_code == 200

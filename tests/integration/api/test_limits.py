@@ -238,6 +238,8 @@ async def test_8_reserved_owner_names_get_no_tokens_and_old_ones_do_not_work(
         "owner": "admin",
         "token_hash": tokens.hash_token(legacy),
         "token_prefix": "tl_legacy",
+        "webhook_url": None,
+        "webhook_secret": tokens.new_webhook_secret(),
     }
     async with db.begin() as conn:
         await conn.execute(q("insert_token"), params)

@@ -13,6 +13,7 @@ from service.engines import available_engines
 from service.engines.base import EngineOptions
 from service.engines.openai import OpenAIEngine
 from service.engines.splitting import BIT_RATE
+from service.runs import store as runs
 from tests.fakes import Fakes, OpenAISegment, Transcription, TranscriptionCall
 from tests.fakes_engines import RecordingReporter
 from tests.integration.cloud import cloud_settings, queue_audio_run, spoken, until_final, worker_on
@@ -50,8 +51,11 @@ async def test_a_run_on_openai_succeeds_with_whisper_segments(
         1800,
         "Hello from the fake OpenAI.",
     )
-    assert [w["text"] for w in first["words"]] == ["Hello", "from", "the", "fake", "OpenAI."]
-    assert first["words"][0]["start_ms"] == 0 and first["words"][-1]["end_ms"] == 1800
+    assert "words" not in first, "the run row keeps segments only"
+    async with db.connect() as conn:
+        words = (await runs.partials(conn, run["id"]))[0].segments[0].words
+    assert [w.text for w in words] == ["Hello", "from", "the", "fake", "OpenAI."]
+    assert words[0].start_ms == 0 and words[-1].end_ms == 1800
     (call,) = fakes.openai.transcriptions
     assert (call.model, call.response_format, call.language) == ("whisper-1", "verbose_json", "en")
     assert call.timestamp_granularities == ["segment", "word"]

@@ -206,7 +206,7 @@ async def test_bad_webhook_requests_are_refused_at_submit(
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request"
     admin = httpx.post(
         f"{server}/api/runs",
-        headers={"Authorization": "Bearer admin-secret"},
+        headers={"Authorization": "Bearer admin-secret-for-tests-0123456789abcdef"},
         json={"audioId": "00000000-0000-0000-0000-000000000000", "webhookUrl": "https://e.x/"},
     )
     assert admin.status_code == 400 and "admin token" in admin.json()["error"]["message"]
