@@ -38,6 +38,7 @@ from service.media.audio import Window, declared_duration_ms, decode_windows
 log = logging.getLogger(__name__)
 
 FIRST_WINDOW_MS = 10_000
+SHORT_RECORDING_MS = 60_000
 WINDOW_MS = 480_000
 SEGMENT_PAUSE_MS = 600
 SEGMENT_MAX_MS = 15_000
@@ -123,6 +124,16 @@ def load_model(settings: Settings, path: Path) -> _Loaded:
         return loaded
 
 
+def first_window_ms(duration_ms: int | None) -> int:
+    """The first window's length: short, so a long recording shows words within seconds; but a
+    recording of a minute or less is one window, since Whisper pads every piece of speech to
+    30 s, and a separate first window would cost it a second pass (and a seam) to gain
+    nothing: the whole of it arrives within seconds anyway."""
+    if duration_ms is not None and duration_ms <= SHORT_RECORDING_MS:
+        return WINDOW_MS
+    return FIRST_WINDOW_MS
+
+
 def primary_language(language: str | None) -> str | None:
     """`en-US`, `en_GB`, `English` → `en`; what Whisper's tokenizer calls the language."""
     if not language or not language.strip():
@@ -166,7 +177,7 @@ class LocalEngine:
         await reporter.stage("analyzing")
         duration_ms = await asyncio.to_thread(declared_duration_ms, audio_path)
         stop = threading.Event()
-        windows = decode_windows(audio_path, FIRST_WINDOW_MS, WINDOW_MS)
+        windows = decode_windows(audio_path, first_window_ms(duration_ms), WINDOW_MS)
         language = primary_language(options.language)
         probability: float | None = 1.0 if language else None
         segments: list[Segment] = []

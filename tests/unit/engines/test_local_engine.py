@@ -8,7 +8,15 @@ import pytest
 
 from service.config import load_settings
 from service.engines.base import EngineOptions
-from service.engines.local import LocalEngine, check_run, compute_threads, primary_language
+from service.engines.local import (
+    FIRST_WINDOW_MS,
+    WINDOW_MS,
+    LocalEngine,
+    check_run,
+    compute_threads,
+    first_window_ms,
+    primary_language,
+)
 from service.errors import AudioUnreadable, EngineRefused, ModelNotAllowed
 from tests.fakes_engines import RecordingReporter
 from tests.speech import speak
@@ -65,3 +73,14 @@ async def test_an_unreadable_upload_fails_with_its_own_code(tmp_path: Path) -> N
     with pytest.raises(AudioUnreadable) as caught:
         await LocalEngine(load_settings()).transcribe(notes, EngineOptions(), RecordingReporter())
     assert caught.value.code == "audio_unreadable"
+
+
+@pytest.mark.parametrize(
+    ("duration_ms", "first_ms"),
+    [(30_000, WINDOW_MS), (60_000, WINDOW_MS), (60_001, FIRST_WINDOW_MS), (None, FIRST_WINDOW_MS)],
+)
+def test_only_a_recording_over_a_minute_gets_a_short_first_window(
+    duration_ms: int | None, first_ms: int
+) -> None:
+    """A short first window costs a padded 30 s pass; only a long recording gains from it."""
+    assert first_window_ms(duration_ms) == first_ms
