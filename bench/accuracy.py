@@ -1,7 +1,7 @@
 """Accuracy and speed of the local engine: word error rate and real-time factor, per recording set.
 
     python bench/accuracy.py [--minutes 2] [--repeat 3] [--first-words-minutes 30]
-                             [--skip-first-words]
+                             [--skip-first-words] [--only flite,flite+noise,espeak-8k]
 
 Recordings (English sentences with pauses, the same text for every set): flite's `slt` voice
 and espeak-ng's `en-us` voice, each clean, with white noise mixed in at 10 dB SNR, and as an
@@ -143,6 +143,11 @@ def recording_sets(directory: Path, minutes: float) -> dict[str, tuple[Path, str
         telephone(path, phone)
         sets[f"{voice} 8 kHz"] = (phone, text)
     return sets
+
+
+def slug(name: str) -> str:
+    """A set's name for `--only`: `flite`, `flite+noise`, `flite-8k`, and the same for espeak."""
+    return name.replace(" 8 kHz", "-8k").split()[0]
 
 
 def audio_seconds(path: Path) -> float:
@@ -316,6 +321,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per Whisper path")
     parser.add_argument("--first-words-minutes", type=float, default=30.0)
     parser.add_argument("--skip-first-words", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="comma-separated sets, such as flite,espeak-8k (default: all)"
+    )
     args = parser.parse_args()
 
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}", flush=True)
@@ -337,6 +345,9 @@ def main() -> None:
             )
             long_path.unlink()
         sets = recording_sets(Path(tmp), args.minutes)
+        if args.only:
+            wanted = {name.strip() for name in args.only.split(",")}
+            sets = {name: found for name, found in sets.items() if slug(name) in wanted}
         widths = (22, 22, 7, 8, 8, 5)
         print(row(("recording", "path", "WER", "RTF", "CPU/s", "lang"), widths))
         summary: dict[str, dict[str, float]] = {}

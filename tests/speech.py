@@ -11,7 +11,7 @@ import itertools
 import subprocess
 import tempfile
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 SAMPLE_RATE = 16_000
@@ -81,10 +81,25 @@ def long_recording(
     transcript with what was actually said. `voice` turns a sentence into 16 kHz mono 16-bit
     PCM (flite's `slt` unless given).
     """
-    voice = voice or _frames_of
     if not sentences:
         raise ValueError("long_recording needs at least one sentence")
-    target_frames = int(minutes * 60 * SAMPLE_RATE)
+    return path, _write(path, itertools.cycle(sentences), voice, int(minutes * 60 * SAMPLE_RATE))
+
+
+def spoken_once(path: Path, sentences: Sequence[str]) -> Path:
+    """Write a WAV of `sentences` spoken once each, in order, with the same pauses."""
+    _write(path, iter(sentences), None, None)
+    return path
+
+
+def _write(
+    path: Path,
+    sentences: Iterator[str],
+    voice: Callable[[str], bytes] | None,
+    target_frames: int | None,
+) -> list[str]:
+    """Speak `sentences` into `path` until they run out or `target_frames` is reached."""
+    voice = voice or _frames_of
     pause = b"\x00\x00" * int(PAUSE_SECONDS * SAMPLE_RATE)
     spoken: list[str] = []
     written = 0
@@ -92,11 +107,11 @@ def long_recording(
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(SAMPLE_RATE)
-        for text in itertools.cycle(sentences):
-            if written >= target_frames:
+        for text in sentences:
+            if target_frames is not None and written >= target_frames:
                 break
             frames = voice(text) + pause
             wav.writeframesraw(frames)
             written += len(frames) // 2
             spoken.append(text)
-    return path, spoken
+    return spoken

@@ -84,6 +84,25 @@ def probe(path: Path, max_duration_ms: int | None = None) -> AudioInfo:
         )
 
 
+_MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "w64": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mov,mp4,m4a,3gp,3g2,mj2": "audio/mp4",
+    "matroska,webm": "audio/webm",
+    "aac": "audio/aac",
+    "amr": "audio/amr",
+    "aiff": "audio/aiff",
+}
+
+
+def media_type(container: str) -> str | None:
+    """The MIME type for an FFmpeg container name (`probe`'s `container`), None if unknown."""
+    return _MEDIA_TYPES.get(container)
+
+
 def decode_pcm16(path: Path, sample_rate: int = 16000) -> bytes:
     """Decode `path` to mono signed 16-bit little-endian PCM at `sample_rate`.
 

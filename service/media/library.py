@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.cpu import run_cpu
 from service.database import Row
 from service.errors import AudioUnreadable, RecordingTooLong
-from service.media.audio import AudioInfo, probe
+from service.media.audio import AudioInfo, media_type, probe
 from service.media.storage import Storage, audio_key, file_sha256
 from service.media.uploads import ReceivedUpload
 from service.queries import q
@@ -44,17 +44,9 @@ async def accept_upload(
         await storage.adopt(upload.path, key)
     finally:
         await asyncio.to_thread(upload.path.unlink, missing_ok=True)
-    params: dict[str, Any] = {
-        "owner": owner,
-        "filename": upload.filename,
-        "content_type": upload.content_type,
-        "size_bytes": upload.size_bytes,
-        "duration_ms": info.duration_ms,
-        "sample_rate": info.sample_rate,
-        "channels": info.channels,
-        "sha256": upload.sha256,
-        "storage_key": key,
-    }
+    params = _audio_row(
+        owner, upload.filename, upload.content_type, upload.size_bytes, info, upload.sha256, key
+    )
     return await _record(db, storage, params)
 
 
@@ -78,18 +70,35 @@ async def accept_stored(
     except (AudioUnreadable, RecordingTooLong):
         await storage.delete(key)
         raise
-    params: dict[str, Any] = {
+    params = _audio_row(owner, filename, content_type, size, info, sha256, key)
+    return await _record(db, storage, params)
+
+
+def _audio_row(
+    owner: str,
+    filename: str,
+    content_type: str | None,
+    size_bytes: int,
+    info: AudioInfo,
+    sha256: str,
+    key: str,
+) -> dict[str, Any]:
+    """The audio row's values. A type the client did not give, or gave as something other than
+    audio or video (`application/octet-stream`, say), is the one the probe found, so a player
+    is told what it gets."""
+    if not content_type or content_type.split("/")[0] not in ("audio", "video"):
+        content_type = media_type(info.container) or content_type
+    return {
         "owner": owner,
         "filename": filename,
         "content_type": content_type,
-        "size_bytes": size,
+        "size_bytes": size_bytes,
         "duration_ms": info.duration_ms,
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "sha256": sha256,
         "storage_key": key,
     }
-    return await _record(db, storage, params)
 
 
 async def _record(db: AsyncEngine, storage: Storage, params: dict[str, Any]) -> Row:

@@ -3,8 +3,8 @@
 
 import { api } from "./api.js";
 import { fill, h } from "./dom.js";
-import { ago } from "./format.js";
-import { t } from "./i18n.js";
+import { ago, dateTime } from "./format.js";
+import { language, t } from "./i18n.js";
 import { errorText, statusText } from "./messages.js";
 
 const REFRESH_MS = 2000;
@@ -68,12 +68,12 @@ export function renderAdmin(main) {
       return h("tr", { dataset: { workerId: w.id, state: w.state }, class: late ? "late" : null },
         h("td", {}, h("code", {}, w.id)),
         h("td", {}, `${w.hostname} (pid ${w.pid})`),
-        h("td", {}, w.state, late ? ` – ${t("admin.late")}` : ""),
+        h("td", {}, t(`admin.state.${w.state}`), late ? ` – ${t("admin.late")}` : ""),
         h("td", {}, `${w.currentJobs.length} / ${w.concurrency}`),
-        h("td", {}, h("time", { datetime: w.heartbeatAt, title: new Date(w.heartbeatAt).toLocaleString() }, ago(w.heartbeatAt, now))));
+        h("td", {}, h("time", { datetime: w.heartbeatAt, title: dateTime(w.heartbeatAt) }, ago(w.heartbeatAt, now))));
     }));
     if (!data.workers.length) fill(workers, h("tr", {}, h("td", { colspan: 5 }, t("admin.none"))));
-    fill(updated, t("admin.updated", { time: new Date().toLocaleTimeString() }));
+    fill(updated, t("admin.updated", { time: new Date().toLocaleTimeString(language) }));
   }
 
   let timer = null;

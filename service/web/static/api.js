@@ -32,7 +32,8 @@ export function errorFromBody(status, text) {
   } catch {
     // not JSON: a proxy's page, an empty body
   }
-  return new ApiError(status ? `http_${status}` : "network", text.slice(0, 200), status);
+  // Not Tapeline's words (a proxy's HTML page, say): nothing in it is worth showing a person.
+  return new ApiError(status ? `http_${status}` : "network", "", status);
 }
 
 function unauthorized(error) {

@@ -1,4 +1,8 @@
-// Times and sizes the way a person reads them.
+// Times and sizes the way a person reads them, in the page's language.
+
+import { language } from "./i18n.js";
+
+const relative = new Intl.RelativeTimeFormat(language, { style: "short", numeric: "auto" });
 
 /** 65_000 -> "1:05", 3_723_000 -> "1:02:03". */
 export function duration(ms) {
@@ -19,12 +23,12 @@ export function timestamp(ms) {
   return `${hours ? `${hours}:` : ""}${mm}:${ss}.${tenths}`;
 }
 
-/** "12 s ago", "3 min ago", "2 h ago". */
+/** "now", "12 sec. ago", "3 min. ago", "2 hr. ago" (in English; "12秒钟前" in Chinese). */
 export function ago(iso, now = Date.now()) {
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (seconds < 90) return `${seconds} s ago`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
-  return `${Math.round(seconds / 3600)} h ago`;
+  if (seconds < 90) return relative.format(-seconds, "second");
+  if (seconds < 90 * 60) return relative.format(-Math.round(seconds / 60), "minute");
+  return relative.format(-Math.round(seconds / 3600), "hour");
 }
 
 export function bytes(size) {
@@ -37,5 +41,5 @@ export function bytes(size) {
 }
 
 export function dateTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
+  return iso ? new Date(iso).toLocaleString(language) : "";
 }

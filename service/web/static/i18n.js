@@ -129,6 +129,7 @@ const en = {
   "error.network": "The server could not be reached. Check your connection; the page keeps trying.",
   "error.internal_error": "Something went wrong on the server. Try again; if it keeps happening, tell the administrator.",
   "error.upload_expired": "The unfinished upload is no longer on the server. Drop the file again to start over.",
+  "error.http": "The server answered with an error page (HTTP {status}) instead of Tapeline's answer: a proxy in front of it may be failing. Try again shortly; if it keeps happening, tell the administrator.",
   "admin.start": "Start worker",
   "admin.stop": "Stop worker",
   "admin.starting": "Starting…",
@@ -151,6 +152,9 @@ const en = {
   "admin.notListening": "Not listening for changes (reconnecting).",
   "admin.late": "no heartbeat lately",
   "admin.none": "No worker has registered yet.",
+  "admin.state.running": "running",
+  "admin.state.stopping": "stopping",
+  "admin.state.stopped": "stopped",
   "admin.updated": "Updated {time}.",
 };
 
@@ -282,6 +286,7 @@ const zhCN = {
   "error.network": "无法连接服务器。请检查网络；页面会继续尝试。",
   "error.internal_error": "服务器出了问题。请重试；如果一直这样，请告诉管理员。",
   "error.upload_expired": "未完成的上传已不在服务器上。请重新拖入文件。",
+  "error.http": "服务器返回了一个错误页面（HTTP {status}），而不是 Tapeline 的应答：它前面的代理可能出了问题。请稍后再试；如果一直这样，请告诉管理员。",
   "admin.start": "启动工作进程",
   "admin.stop": "停止工作进程",
   "admin.starting": "正在启动…",
@@ -304,6 +309,9 @@ const zhCN = {
   "admin.notListening": "未在监听变更（正在重连）。",
   "admin.late": "最近没有心跳",
   "admin.none": "还没有工作进程注册。",
+  "admin.state.running": "运行中",
+  "admin.state.stopping": "正在停止",
+  "admin.state.stopped": "已停止",
   "admin.updated": "更新于 {time}。",
 };
 

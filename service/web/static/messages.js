@@ -11,10 +11,14 @@ const ERRORS = new Set([
   "upload_expired", "deleted",
 ]);
 
-/** A sentence for `{code, message}`; the server's own message for codes this page does not know. */
+/** A sentence for `{code, message}`; the server's own message for codes this page does not know,
+ * and for an answer that was not the server's (`http_502` from a proxy) one naming its status. */
 export function errorText(error) {
   if (!error) return "";
-  return ERRORS.has(error.code) ? t(`error.${error.code}`) : error.message || t("error.generic");
+  if (ERRORS.has(error.code)) return t(`error.${error.code}`);
+  const page = /^http_(\d+)$/.exec(error.code || "");
+  if (page) return t("error.http", { status: page[1] });
+  return error.message || t("error.generic");
 }
 
 export const STATUS = {

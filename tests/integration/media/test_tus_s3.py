@@ -4,8 +4,10 @@ claim runs whose audio it cannot read)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -78,3 +80,44 @@ async def test_on_s3_one_machine_starts_another_finishes_and_the_run_reads_from_
     run_id = httpx.head(clip.url, headers={**TUS, **alice}).headers["Tapeline-Run-Id"]
     run = await wait_for_run(b, alice, run_id)
     assert run["status"] == "succeeded" and "hello" in run["transcript"]["text"].lower()
+
+
+async def test_on_s3_a_player_is_sent_to_a_short_lived_url_of_the_recording(
+    s3_servers: tuple[str, str], db: AsyncEngine, hello: Path
+) -> None:
+    """`GET /api/audio/{id}/content` on S3 storage: its owner (by header, or by `access_token`
+    as an `<audio>` element asks) gets a 307 to a presigned URL that answers Range requests
+    itself with the recording's type; anyone else gets the same 404 as for a missing id."""
+    a, _ = s3_servers
+    alice, bob = await token_for(db, "alice"), await token_for(db, "bob")
+    uploader = tus_client(a, alice).uploader(file_path=str(hello))
+    uploader.upload()
+    audio_id = upload_state(a, alice, uploader.url)["audioId"]
+    url = f"{a}/api/audio/{audio_id}/content"
+    data = hello.read_bytes()
+    token = alice["Authorization"].removeprefix("Bearer ")
+
+    for answer in (httpx.get(url, headers=alice), httpx.get(f"{url}?access_token={token}")):
+        assert answer.status_code == 307, answer.text
+        assert answer.headers["cache-control"] == "no-store"
+        presigned = answer.headers["location"]
+        assert token not in presigned
+        assert 0 < lifetime_s(presigned) <= 300, presigned
+        part = httpx.get(presigned, headers={"Range": "bytes=4-11"})
+        assert part.status_code == 206 and part.content == data[4:12]
+        assert part.headers["content-range"] == f"bytes 4-11/{len(data)}"
+        assert part.headers["content-type"].startswith("audio/")
+
+    followed = httpx.get(url, headers=alice, follow_redirects=True)
+    assert followed.status_code == 200 and followed.content == data
+    stranger = httpx.get(url, headers=bob)
+    assert stranger.status_code == 404 and "location" not in stranger.headers
+
+
+def lifetime_s(presigned: str) -> float:
+    """How long a presigned URL stays valid: SigV4 says it (`X-Amz-Expires`), SigV2 gives the
+    moment it ends (`Expires`)."""
+    query = parse_qs(urlsplit(presigned).query)
+    if "X-Amz-Expires" in query:
+        return float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0]) - time.time()

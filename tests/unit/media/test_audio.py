@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from service.errors import AudioUnreadable, RecordingTooLong
-from service.media.audio import decode_pcm16, probe
+from service.media.audio import decode_pcm16, media_type, probe
 from tests.shapes import with_stale_frame_count
 from tests.speech import speak
 
@@ -20,6 +20,13 @@ FORMATS = [
     ("m4a", "mp4", "aac"),
     ("webm", "webm", "libopus"),
 ]
+MEDIA_TYPES = {
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+    "webm": "audio/webm",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +57,7 @@ def encode(
 
 def test_wav_is_probed_and_decoded_to_16k_mono(spoken: Path) -> None:
     info = probe(spoken)
+    assert media_type(info.container) == "audio/wav"
     assert (info.sample_rate, info.channels) == (16_000, 1)
     pcm = decode_pcm16(spoken)
     assert abs(len(pcm) / 32 - info.duration_ms) < 50
@@ -64,6 +72,7 @@ def test_common_formats_decode_to_the_same_length(
     reference = probe(spoken).duration_ms
     assert abs(info.duration_ms - reference) < 150
     assert abs(len(decode_pcm16(encoded)) / 32 - reference) < 150
+    assert media_type(info.container) == MEDIA_TYPES[suffix], "what a player is told it gets"
 
 
 def test_empty_and_non_audio_files_are_refused(tmp_path: Path) -> None:
