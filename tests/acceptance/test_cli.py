@@ -100,7 +100,8 @@ def test_an_unreadable_file_exits_non_zero_with_the_message(
 def test_a_cancelled_run_ends_follow_with_its_error_and_can_be_retried(
     client_env: dict[str, str], tmp_path: Path
 ):
-    recording, _ = long_recording(tmp_path / "talk.wav", minutes=0.5)
+    # Long enough to be still transcribing after two CLI commands have started (it is cancelled).
+    recording, _ = long_recording(tmp_path / "talk.wav", minutes=3)
     headers = {"Authorization": f"Bearer {client_env['TAPELINE_TOKEN']}"}
     base = client_env["TAPELINE_URL"]
     follower = subprocess.Popen(

@@ -42,16 +42,17 @@ class Server:
     headers: dict[str, str]
     fakes: Fakes
     recording: Path
-    """About 45 s of speech: at least four OpenAI chunks of up to 10 s, or three local ones."""
+    """About 70 s of speech: seven OpenAI chunks of up to 10 s, or three local ones (a local
+    recording of a minute or less is one window, so it needs more than that to be cut)."""
 
 
 @pytest.fixture(scope="module")
 def server(
     subprocess_env: dict[str, str], speech_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    recording = speech_dir / "partials-45s.wav"
+    recording = speech_dir / "partials-70s.wav"
     if not recording.exists():
-        long_recording(recording, 0.75)
+        long_recording(recording, 1.15)
     with running_fakes() as fakes:
         env = env_with(
             subprocess_env,
