@@ -17,6 +17,7 @@ from service.errors import AudioMissing, Deleted, InvalidRequest, RangeNotSatisf
 from service.jobs import retention
 from service.media import library as audio_library
 from service.media import tombstones
+from service.media.audio import is_playable
 from service.media.fetch import Fetcher
 from service.media.quotas import ensure_room
 from service.media.uploads import declared_length, receive_audio
@@ -99,7 +100,7 @@ CONTENT_HEADERS = {
 def playable_type(row: Row) -> str:
     """The stored type if it is audio or video, else the filename's, else a neutral one."""
     for candidate in (row["content_type"], mimetypes.guess_type(row["filename"])[0]):
-        if candidate and candidate.split("/")[0] in ("audio", "video"):
+        if is_playable(candidate):
             return str(candidate)
     return "application/octet-stream"
 

@@ -103,6 +103,11 @@ def media_type(container: str) -> str | None:
     return _MEDIA_TYPES.get(container)
 
 
+def is_playable(content_type: str | None) -> bool:
+    """Whether a MIME type tells a player it gets sound (audio/*, or video/* with a sound track)."""
+    return bool(content_type) and str(content_type).split("/")[0] in ("audio", "video")
+
+
 def decode_pcm16(path: Path, sample_rate: int = 16000) -> bytes:
     """Decode `path` to mono signed 16-bit little-endian PCM at `sample_rate`.
 

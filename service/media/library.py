@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.cpu import run_cpu
 from service.database import Row
 from service.errors import AudioUnreadable, RecordingTooLong
-from service.media.audio import AudioInfo, media_type, probe
+from service.media.audio import AudioInfo, is_playable, media_type, probe
 from service.media.storage import Storage, audio_key, file_sha256
 from service.media.uploads import ReceivedUpload
 from service.queries import q
@@ -86,7 +86,7 @@ def _audio_row(
     """The audio row's values. A type the client did not give, or gave as something other than
     audio or video (`application/octet-stream`, say), is the one the probe found, so a player
     is told what it gets."""
-    if not content_type or content_type.split("/")[0] not in ("audio", "video"):
+    if not is_playable(content_type):
         content_type = media_type(info.container) or content_type
     return {
         "owner": owner,
